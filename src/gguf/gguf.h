@@ -14,7 +14,9 @@
  * its type is known by name (an unsupported type is *not* a parse error: the
  * model loader refuses it by name; a type number nobody knows is). Versions 2
  * and 3 are accepted; `general.alignment` is honoured (a power of two).
- * Vocab-only files (zero tensors) are valid.
+ * Vocab-only files (zero tensors) are valid. Duplicate keys and duplicate
+ * tensor names are errors; tensor data ranges may overlap (read-only views);
+ * n_dims is 0..4 (0 = a scalar); arrays nest at most 8 levels deep.
  *
  * Ownership: the gguf_file owns the mapping and every view it hands out
  * (strings, arrays, tensor data); they live until gguf_close. Strings are

@@ -46,7 +46,7 @@ const char *hl_test_tmp(const char *name) {
 }
 
 static int by_name(const void *a, const void *b) {
-    return strcmp(((const typeof(tests[0]) *)a)->name, ((const typeof(tests[0]) *)b)->name);
+    return strcmp(((const __typeof__(tests[0]) *)a)->name, ((const __typeof__(tests[0]) *)b)->name);
 }
 
 int main(int argc, char **argv) {

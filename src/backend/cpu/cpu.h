@@ -1,0 +1,53 @@
+/* cpu.h - the CPU backend's kernels used by the engine's forward pass.
+ *
+ *   hl_mat w = {data, HL_Q4_0, 576, 1536, row_bytes};
+ *   hl_cpu_matmul(pool, &w, x, n_tokens, y, scratch);   // y[t][o] = sum_i W[o][i] x[t][i]
+ *   hl_cpu_rmsnorm(out, x, weight, n, eps);
+ *
+ * Contract. Pure kernels over caller-owned memory: no allocation, no model
+ * semantics. hl_cpu_matmul splits output rows across the pool's threads;
+ * the other kernels run on the calling thread. The scratch handed to the
+ * matmul holds hl_cpu_matmul_scratch(n_in) floats per pool thread.
+ * These are the scalar reference paths; SIMD variants come later beside
+ * them under the same names.
+ */
+#ifndef HL_CPU_H
+#define HL_CPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../../util/dtype.h"
+#include "../../util/pool.h"
+
+typedef struct hl_mat {
+    const void *data;
+    hl_dtype type;
+    int n_in;         /* row length (ne[0]) */
+    int n_out;        /* rows (ne[1]) */
+    size_t row_bytes;
+} hl_mat;
+
+/* Floats of per-thread scratch hl_cpu_matmul needs for rows of length n_in. */
+size_t hl_cpu_matmul_scratch(int n_in);
+
+/* y[t * w->n_out + o] = dot(W row o, x + t * w->n_in) for t < n_tok.
+ * scratch: hl_pool_threads(pool) * hl_cpu_matmul_scratch(w->n_in) floats. */
+void hl_cpu_matmul(hl_pool *pool, const hl_mat *w, const float *x, int n_tok, float *y,
+                   float *scratch);
+
+/* Row r of w as floats (n_in of them). */
+void hl_cpu_get_row(const hl_mat *w, int r, float *out);
+
+float hl_cpu_dot(const float *a, const float *b, int n);
+/* out = x / rms(x) * w (w may be NULL: no weight). out may alias x. */
+void hl_cpu_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
+/* Rotates n_rot leading dims of each of n_heads heads of length head_dim at
+ * position pos: adjacent pairs, or (i, i + n_rot/2) pairs when neox. */
+void hl_cpu_rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float base, float scale,
+                 const float *freq_factors, int neox);
+void hl_cpu_softmax(float *x, int n);
+float hl_cpu_silu(float x);
+float hl_cpu_gelu(float x); /* tanh approximation */
+
+#endif

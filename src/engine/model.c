@@ -1,0 +1,599 @@
+/* model.c - model loading (hyperparameters, tensor binding and validation)
+ * and the forward pass over a batch; see model.h for the contract.
+ *
+ * Supported architectures: llama (Llama 2/3, SmolLM2, Mistral, TinyLlama),
+ * qwen2 (llama plus q/k/v biases, NeoX RoPE) and gemma3 (text: embedding
+ * scaling, q/k RMS norms, post-attention and post-FFN norms, GELU-gated FFN,
+ * sliding-window layers with their own RoPE base).
+ */
+#include "model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../backend/cpu/cpu.h"
+#include "../backend/cpu/quant.h"
+#include "kv.h"
+
+typedef struct hl_layer {
+    const float *attn_norm;                  /* [n_embd] */
+    hl_mat wq, wk, wv, wo;                   /* [n_embd -> n_head*hd], [n_embd -> n_kv*hd] x2, [n_head*hd -> n_embd] */
+    const float *bq, *bk, *bv;               /* qwen2 biases, else NULL */
+    const float *q_norm, *k_norm;            /* gemma3: [head_dim] */
+    const float *post_attn_norm;             /* gemma3: [n_embd] */
+    const float *ffn_norm;                   /* [n_embd] */
+    hl_mat w_gate, w_up, w_down;             /* [n_embd -> n_ff] x2, [n_ff -> n_embd] */
+    const float *post_ffn_norm;              /* gemma3: [n_embd] */
+} hl_layer;
+
+struct hl_model {
+    gguf_file *gguf;
+    hl_tokenizer *tok;
+    hl_hparams hp;
+    hl_mat tok_embd;                         /* [n_embd] x n_vocab rows */
+    hl_mat output;                           /* [n_embd -> n_vocab]; tok_embd when tied */
+    const float *output_norm;                /* [n_embd] */
+    const float *rope_freqs;                 /* [n_rot/2] or NULL */
+    hl_layer *layers;
+    float **owned;                           /* converted norm/bias vectors */
+    int n_owned;
+    uint64_t weight_bytes;
+    uint64_t n_params;
+    char desc[160];
+};
+
+static const char *const ARCH_NAMES[] = {"llama", "qwen2", "gemma3"};
+
+/* ---------------------------------------------------------------- load -- */
+
+typedef struct loader {
+    hl_model *m;
+    const char *arch;
+    hl_err *e;
+} loader;
+
+static int get_u32(loader *L, const char *suffix, uint32_t *out, bool required) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", L->arch, suffix);
+    const gguf_kv *kv = gguf_find(L->m->gguf, key);
+    if (!kv) return required ? hl_errf(L->e, "model: missing metadata key '%s'", key) : 1;
+    if (gguf_get_u32(L->m->gguf, key, out) < 0)
+        return hl_errf(L->e, "model: metadata key '%s' must be an unsigned 32-bit integer", key);
+    return 0;
+}
+
+static int get_f32(loader *L, const char *suffix, float *out) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", L->arch, suffix);
+    if (!gguf_find(L->m->gguf, key)) return 1;
+    if (gguf_get_f32(L->m->gguf, key, out) < 0)
+        return hl_errf(L->e, "model: metadata key '%s' must be a float", key);
+    return 0;
+}
+
+static const gguf_tensor *find_tensor(loader *L, const char *name, int n_dims, uint64_t ne0,
+                                      uint64_t ne1, bool required, int *rc) {
+    *rc = 0;
+    const gguf_tensor *t = gguf_find_tensor(L->m->gguf, name);
+    if (!t) {
+        if (required) *rc = hl_errf(L->e, "model: tensor '%s' is missing", name);
+        return NULL;
+    }
+    uint64_t n1 = t->n_dims >= 2 ? t->ne[1] : 1;
+    bool dims_ok = t->ne[0] == ne0 && n1 == ne1 && t->ne[2] == 1 && t->ne[3] == 1;
+    if (!dims_ok) {
+        *rc = n_dims == 1
+                  ? hl_errf(L->e, "model: tensor '%s' has shape [%llu, %llu], expected [%llu]", name,
+                            (unsigned long long)t->ne[0], (unsigned long long)n1,
+                            (unsigned long long)ne0)
+                  : hl_errf(L->e, "model: tensor '%s' has shape [%llu, %llu], expected [%llu, %llu]",
+                            name, (unsigned long long)t->ne[0], (unsigned long long)n1,
+                            (unsigned long long)ne0, (unsigned long long)ne1);
+        return NULL;
+    }
+    const hl_dtype_traits *tr = hl_dtype_get(t->type);
+    if (!tr || !tr->supported) {
+        *rc = hl_errf(L->e,
+                      "model: tensor '%s' has weight type %s, which heylook does not support "
+                      "(supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, "
+                      "Q4_K, Q5_K, Q6_K)",
+                      name, hl_dtype_name(t->type));
+        return NULL;
+    }
+    return t;
+}
+
+static int bind_mat(loader *L, hl_mat *out, const char *name, int n_in, int n_out, bool required) {
+    int rc;
+    const gguf_tensor *t = find_tensor(L, name, 2, (uint64_t)n_in, (uint64_t)n_out, required, &rc);
+    if (!t) return rc;
+    *out = (hl_mat){.data = t->data, .type = t->type, .n_in = n_in, .n_out = n_out,
+                    .row_bytes = hl_dtype_row_size(t->type, (uint64_t)n_in)};
+    L->m->weight_bytes += t->nbytes;
+    L->m->n_params += (uint64_t)n_in * (uint64_t)n_out;
+    return 1; /* bound */
+}
+
+/* A norm weight or bias: used in place when F32, else converted once. */
+static int bind_vec(loader *L, const float **out, const char *name, int n, bool required) {
+    int rc;
+    *out = NULL;
+    const gguf_tensor *t = find_tensor(L, name, 1, (uint64_t)n, 1, required, &rc);
+    if (!t) return rc;
+    L->m->weight_bytes += t->nbytes;
+    L->m->n_params += (uint64_t)n;
+    if (t->type == HL_F32) {
+        *out = t->data;
+        return 1;
+    }
+    if (hl_dtype_row_size(t->type, (uint64_t)n) == 0)
+        return hl_errf(L->e, "model: tensor '%s' length %d is not a multiple of its block size", name, n);
+    float *v = malloc(sizeof(float) * (size_t)n);
+    float **owned = realloc(L->m->owned, sizeof(float *) * (size_t)(L->m->n_owned + 1));
+    if (!v || !owned) {
+        free(v);
+        if (owned) L->m->owned = owned;
+        return hl_errf(L->e, "model: out of memory");
+    }
+    L->m->owned = owned;
+    owned[L->m->n_owned++] = v;
+    hl_dequantize_row(t->type, t->data, v, n);
+    *out = v;
+    return 1;
+}
+
+static int load_hparams(loader *L) {
+    hl_model *m = L->m;
+    hl_hparams *hp = &m->hp;
+    uint32_t u;
+#define REQ_U32(key, field)                                                                        \
+    do {                                                                                           \
+        if (get_u32(L, key, &u, true) < 0) return -1;                                              \
+        if (u == 0 || u > (1u << 24)) return hl_errf(L->e, "model: %s.%s = %u is out of range", L->arch, key, u); \
+        hp->field = (int)u;                                                                        \
+    } while (0)
+    REQ_U32("embedding_length", n_embd);
+    REQ_U32("block_count", n_layer);
+    REQ_U32("feed_forward_length", n_ff);
+    REQ_U32("attention.head_count", n_head);
+#undef REQ_U32
+    if (hp->n_layer > HL_MAX_LAYERS)
+        return hl_errf(L->e, "model: %d layers; heylook supports at most %d", hp->n_layer, HL_MAX_LAYERS);
+    hp->n_head_kv = hp->n_head;
+    int rc = get_u32(L, "attention.head_count_kv", &u, false);
+    if (rc < 0) return -1;
+    if (rc == 0) hp->n_head_kv = (int)u;
+    if (hp->n_head_kv < 1 || hp->n_head % hp->n_head_kv)
+        return hl_errf(L->e, "model: head_count %d is not a multiple of head_count_kv %d", hp->n_head,
+                       hp->n_head_kv);
+    hp->head_dim = hp->n_embd / hp->n_head;
+    if ((rc = get_u32(L, "attention.key_length", &u, false)) < 0) return -1;
+    if (rc == 0) hp->head_dim = (int)u;
+    uint32_t vlen = (uint32_t)hp->head_dim;
+    if (get_u32(L, "attention.value_length", &vlen, false) < 0) return -1;
+    if ((int)vlen != hp->head_dim)
+        return hl_errf(L->e, "model: key_length %d differs from value_length %u; not supported",
+                       hp->head_dim, vlen);
+    if (hp->head_dim < 2 || hp->head_dim > 1024 || hp->head_dim % 2)
+        return hl_errf(L->e, "model: head dimension %d is out of range", hp->head_dim);
+    hp->n_rot = hp->head_dim;
+    if ((rc = get_u32(L, "rope.dimension_count", &u, false)) < 0) return -1;
+    if (rc == 0) hp->n_rot = (int)u;
+    if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
+        return hl_errf(L->e, "model: rope.dimension_count %d does not fit head dimension %d",
+                       hp->n_rot, hp->head_dim);
+    hp->n_ctx_train = 4096;
+    if ((rc = get_u32(L, "context_length", &u, false)) < 0) return -1;
+    if (rc == 0) hp->n_ctx_train = (int)u;
+    hp->rope_base = 10000.0f;
+    if (get_f32(L, "rope.freq_base", &hp->rope_base) < 0) return -1;
+    float factor = 0.0f;
+    if (get_f32(L, "rope.scaling.factor", &factor) < 0) return -1;
+    hl_str stype;
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", L->arch);
+    if (gguf_get_str(m->gguf, key, &stype) == 0 && !hl_str_eq(stype, "linear") &&
+        !hl_str_eq(stype, "none"))
+        return hl_errf(L->e, "model: rope scaling type '%.*s' is not supported (linear, none)",
+                       (int)stype.len, stype.ptr);
+    if (gguf_get_str(m->gguf, key, &stype) == 0 && hl_str_eq(stype, "none")) factor = 0.0f;
+    hp->rope_scale = factor == 0.0f ? 1.0f : 1.0f / factor;
+    hp->rms_eps = 1e-5f;
+    if (get_f32(L, "attention.layer_norm_rms_epsilon", &hp->rms_eps) < 0) return -1;
+    hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
+    hp->embd_scale = 1.0f;
+    hp->rope_neox = hp->arch != HL_ARCH_LLAMA;
+    hp->rope_base_swa = hp->rope_base;
+    if (hp->arch == HL_ARCH_GEMMA3) {
+        hp->embd_scale = sqrtf((float)hp->n_embd);
+        hp->rms_eps = 1e-6f;
+        if (get_f32(L, "attention.layer_norm_rms_epsilon", &hp->rms_eps) < 0) return -1;
+        if ((rc = get_u32(L, "attention.sliding_window", &u, false)) < 0) return -1;
+        hp->n_swa = rc == 0 ? (int)u : 0;
+        if (hp->n_swa > 0) {
+            uint32_t pattern = 6;
+            if ((rc = get_u32(L, "attention.sliding_window_pattern", &pattern, false)) < 0) return -1;
+            for (int il = 0; il < hp->n_layer; il++)
+                hp->swa[il] = pattern == 0 || (uint32_t)il % pattern < pattern - 1;
+            hp->rope_base_swa = 10000.0f;
+            if (get_f32(L, "rope.freq_base_swa", &hp->rope_base_swa) < 0) return -1;
+        }
+        if (get_f32(L, "final_logit_softcapping", &hp->final_softcap) < 0) return -1;
+        /* Gemma 3 27B scales queries by n_embd / n_head; the others by head_dim. */
+        if (hp->n_layer == 62) hp->attn_scale = 1.0f / sqrtf((float)(hp->n_embd / hp->n_head));
+    }
+    return 0;
+}
+
+static int load_tensors(loader *L) {
+    hl_model *m = L->m;
+    hl_hparams *hp = &m->hp;
+    const gguf_tensor *te = gguf_find_tensor(m->gguf, "token_embd.weight");
+    if (!te) return hl_errf(L->e, "model: tensor 'token_embd.weight' is missing");
+    if (te->ne[1] < 1 || te->ne[1] > (1u << 24))
+        return hl_errf(L->e, "model: token_embd.weight has %llu rows", (unsigned long long)te->ne[1]);
+    hp->n_vocab = (int)te->ne[1];
+    int E = hp->n_embd, qd = hp->n_head * hp->head_dim, kvd = hp->n_head_kv * hp->head_dim;
+    if (bind_mat(L, &m->tok_embd, "token_embd.weight", E, hp->n_vocab, true) < 0) return -1;
+    int rc = bind_mat(L, &m->output, "output.weight", E, hp->n_vocab, false);
+    if (rc < 0) return -1;
+    if (rc == 0) m->output = m->tok_embd;
+    if (bind_vec(L, &m->output_norm, "output_norm.weight", E, true) < 0) return -1;
+    if (bind_vec(L, &m->rope_freqs, "rope_freqs.weight", hp->n_rot / 2, false) < 0) return -1;
+    m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
+    if (!m->layers) return hl_errf(L->e, "model: out of memory");
+    bool gemma = hp->arch == HL_ARCH_GEMMA3, qwen = hp->arch == HL_ARCH_QWEN2;
+    for (int i = 0; i < hp->n_layer; i++) {
+        hl_layer *l = &m->layers[i];
+        char n[96];
+#define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", i, s), n)
+        if (bind_vec(L, &l->attn_norm, NAME("attn_norm.weight"), E, true) < 0 ||
+            bind_mat(L, &l->wq, NAME("attn_q.weight"), E, qd, true) < 0 ||
+            bind_mat(L, &l->wk, NAME("attn_k.weight"), E, kvd, true) < 0 ||
+            bind_mat(L, &l->wv, NAME("attn_v.weight"), E, kvd, true) < 0 ||
+            bind_mat(L, &l->wo, NAME("attn_output.weight"), qd, E, true) < 0 ||
+            bind_vec(L, &l->ffn_norm, NAME("ffn_norm.weight"), E, true) < 0 ||
+            bind_mat(L, &l->w_gate, NAME("ffn_gate.weight"), E, hp->n_ff, true) < 0 ||
+            bind_mat(L, &l->w_up, NAME("ffn_up.weight"), E, hp->n_ff, true) < 0 ||
+            bind_mat(L, &l->w_down, NAME("ffn_down.weight"), hp->n_ff, E, true) < 0)
+            return -1;
+        /* Biases: required by qwen2, accepted by llama (some finetunes carry them). */
+        if (bind_vec(L, &l->bq, NAME("attn_q.bias"), qd, qwen) < 0 ||
+            bind_vec(L, &l->bk, NAME("attn_k.bias"), kvd, qwen) < 0 ||
+            bind_vec(L, &l->bv, NAME("attn_v.bias"), kvd, qwen) < 0)
+            return -1;
+        if (gemma && (bind_vec(L, &l->q_norm, NAME("attn_q_norm.weight"), hp->head_dim, true) < 0 ||
+                      bind_vec(L, &l->k_norm, NAME("attn_k_norm.weight"), hp->head_dim, true) < 0 ||
+                      bind_vec(L, &l->post_attn_norm, NAME("post_attention_norm.weight"), E, true) < 0 ||
+                      bind_vec(L, &l->post_ffn_norm, NAME("post_ffw_norm.weight"), E, true) < 0))
+            return -1;
+#undef NAME
+    }
+    return 0;
+}
+
+int hl_model_load(hl_model **out, const char *path, hl_err *e) {
+    *out = NULL;
+    hl_model *m = calloc(1, sizeof *m);
+    if (!m) return hl_errf(e, "model: out of memory");
+    if (gguf_open(&m->gguf, path, e) < 0) {
+        free(m);
+        return -1;
+    }
+    hl_str a;
+    if (gguf_get_str(m->gguf, "general.architecture", &a) < 0) {
+        hl_errf(e, "model: '%s' has no general.architecture key; is it a model file?", path);
+        goto fail;
+    }
+    int arch = -1;
+    for (int i = 0; i < 3; i++)
+        if (hl_str_eq(a, ARCH_NAMES[i])) arch = i;
+    if (arch < 0) {
+        hl_errf(e, "model: architecture '%.*s' is not supported (supported: llama, qwen2, gemma3)",
+                (int)(a.len > 64 ? 64 : a.len), a.ptr);
+        goto fail;
+    }
+    m->hp.arch = (hl_arch)arch;
+    loader L = {.m = m, .arch = ARCH_NAMES[arch], .e = e};
+    if (load_hparams(&L) < 0 || load_tensors(&L) < 0) goto fail;
+    if (hl_tokenizer_load(&m->tok, m->gguf, e) < 0) goto fail;
+    if (hl_tokenizer_n_vocab(m->tok) > m->hp.n_vocab) {
+        hl_errf(e, "model: the tokenizer has %d tokens but token_embd.weight only %d rows",
+                hl_tokenizer_n_vocab(m->tok), m->hp.n_vocab);
+        goto fail;
+    }
+    snprintf(m->desc, sizeof m->desc, "%s, %d layers, %d embd, %s weights, %.1fM params, %.1f MiB",
+             ARCH_NAMES[arch], m->hp.n_layer, m->hp.n_embd, hl_dtype_name(m->layers[0].wq.type),
+             (double)m->n_params / 1e6, (double)m->weight_bytes / (1 << 20));
+    *out = m;
+    return 0;
+fail:
+    hl_model_free(m);
+    return -1;
+}
+
+void hl_model_free(hl_model *m) {
+    if (!m) return;
+    hl_tokenizer_free(m->tok);
+    for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
+    free(m->layers);
+    gguf_close(m->gguf);
+    free(m);
+}
+
+const hl_hparams *hl_model_hparams(const hl_model *m) { return &m->hp; }
+const hl_tokenizer *hl_model_tokenizer(const hl_model *m) { return m->tok; }
+const gguf_file *hl_model_gguf(const hl_model *m) { return m->gguf; }
+uint64_t hl_model_weight_bytes(const hl_model *m) { return m->weight_bytes; }
+const char *hl_model_desc(const hl_model *m) { return m->desc; }
+
+/* ------------------------------------------------------------- context -- */
+
+struct hl_ctx {
+    const hl_model *m;
+    hl_ctx_params p;
+    hl_pool *pool;
+    hl_kv *kv;
+    /* scratch, all [n_batch][...] */
+    float *x, *xb, *q, *k, *v, *att, *hb, *hb2;
+    float *out_x;       /* [n_logits][n_embd] */
+    float *logits;      /* [n_logits][n_vocab] */
+    float *mm_scratch;  /* per thread */
+    float *scores;      /* per thread [n_ctx] */
+    int32_t *out_rows;  /* [n_logits] batch index of each logits row */
+    int32_t *seq_next;  /* [n_seq] */
+    int n_out;
+};
+
+static void *zalloc(size_t n, size_t size, bool *ok) {
+    void *p = calloc(n ? n : 1, size);
+    if (!p) *ok = false;
+    return p;
+}
+
+int hl_ctx_new(hl_ctx **out, const hl_model *m, const hl_ctx_params *p, hl_err *e) {
+    *out = NULL;
+    const hl_hparams *hp = &m->hp;
+    hl_ctx *c = calloc(1, sizeof *c);
+    if (!c) return hl_errf(e, "context: out of memory");
+    c->m = m;
+    c->p = *p;
+    if (c->p.n_ctx <= 0) c->p.n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+    if (c->p.n_seq <= 0) c->p.n_seq = 1;
+    if (c->p.n_batch <= 0) c->p.n_batch = 512;
+    if (c->p.n_logits <= 0) c->p.n_logits = c->p.n_seq > 8 ? c->p.n_seq : 8;
+    if (c->p.n_threads <= 0) c->p.n_threads = hl_cpu_count();
+    if (c->p.n_logits > c->p.n_batch) c->p.n_logits = c->p.n_batch;
+    c->pool = hl_pool_new(c->p.n_threads);
+    if (!c->pool) {
+        int n = c->p.n_threads;
+        free(c);
+        return hl_errf(e, "context: cannot start %d threads", n);
+    }
+    hl_kv_shape ks = {.n_layer = hp->n_layer, .n_kv_head = hp->n_head_kv, .head_dim = hp->head_dim,
+                      .n_seq = c->p.n_seq, .n_ctx = c->p.n_ctx};
+    if (hl_kv_new(&c->kv, &ks, e) < 0) {
+        hl_pool_free(c->pool);
+        free(c);
+        return -1;
+    }
+    size_t B = (size_t)c->p.n_batch, E = (size_t)hp->n_embd;
+    size_t qd = (size_t)hp->n_head * hp->head_dim, kvd = (size_t)hp->n_head_kv * hp->head_dim;
+    int max_in = hp->n_embd > hp->n_ff ? hp->n_embd : hp->n_ff;
+    if ((int)qd > max_in) max_in = (int)qd;
+    bool ok = true;
+    c->x = zalloc(B * E, sizeof(float), &ok);
+    c->xb = zalloc(B * E, sizeof(float), &ok);
+    c->q = zalloc(B * qd, sizeof(float), &ok);
+    c->k = zalloc(B * kvd, sizeof(float), &ok);
+    c->v = zalloc(B * kvd, sizeof(float), &ok);
+    c->att = zalloc(B * qd, sizeof(float), &ok);
+    c->hb = zalloc(B * (size_t)hp->n_ff, sizeof(float), &ok);
+    c->hb2 = zalloc(B * (size_t)hp->n_ff, sizeof(float), &ok);
+    c->out_x = zalloc((size_t)c->p.n_logits * E, sizeof(float), &ok);
+    c->logits = zalloc((size_t)c->p.n_logits * (size_t)hp->n_vocab, sizeof(float), &ok);
+    c->mm_scratch = zalloc((size_t)c->p.n_threads * hl_cpu_matmul_scratch(max_in), sizeof(float), &ok);
+    c->scores = zalloc((size_t)c->p.n_threads * (size_t)c->p.n_ctx, sizeof(float), &ok);
+    c->out_rows = zalloc((size_t)c->p.n_logits, sizeof(int32_t), &ok);
+    c->seq_next = zalloc((size_t)c->p.n_seq, sizeof(int32_t), &ok);
+    if (!ok) {
+        hl_ctx_free(c);
+        return hl_errf(e, "context: out of memory for the scratch of %d tokens; lower n_batch",
+                       c->p.n_batch);
+    }
+    *out = c;
+    return 0;
+}
+
+void hl_ctx_free(hl_ctx *c) {
+    if (!c) return;
+    hl_pool_free(c->pool);
+    hl_kv_free(c->kv);
+    free(c->x), free(c->xb), free(c->q), free(c->k), free(c->v), free(c->att);
+    free(c->hb), free(c->hb2), free(c->out_x), free(c->logits), free(c->mm_scratch);
+    free(c->scores), free(c->out_rows), free(c->seq_next);
+    free(c);
+}
+
+const hl_ctx_params *hl_ctx_params_get(const hl_ctx *c) { return &c->p; }
+const float *hl_ctx_logits(const hl_ctx *c, int i) {
+    return i >= 0 && i < c->n_out ? c->logits + (size_t)i * c->m->hp.n_vocab : NULL;
+}
+void hl_ctx_seq_truncate(hl_ctx *c, int seq, int n_pos) { hl_kv_seq_truncate(c->kv, seq, n_pos); }
+int hl_ctx_seq_len(const hl_ctx *c, int seq) { return hl_kv_seq_len(c->kv, seq); }
+
+/* ------------------------------------------------------------- forward -- */
+
+typedef struct attn_job {
+    hl_ctx *c;
+    const hl_batch *b;
+    int layer;
+} attn_job;
+
+/* One (token, head): scores over the sequence's visible positions, softmax,
+ * weighted sum of values. Keys and values are read from the cache (f16). */
+static void attn_task(void *arg, int task, int thread) {
+    const attn_job *j = arg;
+    hl_ctx *c = j->c;
+    const hl_hparams *hp = &c->m->hp;
+    int t = task / hp->n_head, h = task % hp->n_head;
+    int hd = hp->head_dim, kvh = h / (hp->n_head / hp->n_head_kv);
+    int seq = j->b->seq[t], pos = j->b->pos[t];
+    int start = 0;
+    if (hp->swa[j->layer] && hp->n_swa > 0 && pos - hp->n_swa + 1 > 0) start = pos - hp->n_swa + 1;
+    const float *q = c->q + ((size_t)t * hp->n_head + h) * hd;
+    float *sc = c->scores + (size_t)thread * c->p.n_ctx;
+    float qk[1024];
+    for (int p = start; p <= pos; p++) {
+        const uint16_t *kr = hl_kv_k(c->kv, j->layer, seq, p, kvh);
+        for (int d = 0; d < hd; d++) qk[d] = hl_f16_to_f32(kr[d]);
+        sc[p - start] = hl_cpu_dot(q, qk, hd) * hp->attn_scale;
+    }
+    int n = pos - start + 1;
+    hl_cpu_softmax(sc, n);
+    float *o = c->att + ((size_t)t * hp->n_head + h) * hd;
+    memset(o, 0, sizeof(float) * (size_t)hd);
+    for (int p = start; p <= pos; p++) {
+        const uint16_t *vr = hl_kv_v(c->kv, j->layer, seq, p, kvh);
+        float w = sc[p - start];
+        for (int d = 0; d < hd; d++) o[d] += w * hl_f16_to_f32(vr[d]);
+    }
+}
+
+static void add_bias(float *x, const float *b, int n_tok, int n) {
+    if (!b) return;
+    for (int t = 0; t < n_tok; t++)
+        for (int i = 0; i < n; i++) x[(size_t)t * n + i] += b[i];
+}
+
+static int check_batch(hl_ctx *c, const hl_batch *b, hl_err *e) {
+    const hl_hparams *hp = &c->m->hp;
+    if (b->n < 1) return hl_errf(e, "decode: empty batch");
+    if (b->n > c->p.n_batch)
+        return hl_errf(e, "decode: %d tokens in a batch; this context takes at most %d", b->n,
+                       c->p.n_batch);
+    for (int s = 0; s < c->p.n_seq; s++) c->seq_next[s] = hl_kv_seq_len(c->kv, s);
+    int n_out = 0;
+    for (int i = 0; i < b->n; i++) {
+        int s = b->seq[i];
+        if (s < 0 || s >= c->p.n_seq)
+            return hl_errf(e, "decode: sequence id %d out of range [0, %d)", s, c->p.n_seq);
+        if (b->token[i] < 0 || b->token[i] >= hp->n_vocab)
+            return hl_errf(e, "decode: token id %d out of range [0, %d)", b->token[i], hp->n_vocab);
+        if (b->pos[i] != c->seq_next[s])
+            return hl_errf(e, "decode: token %d of sequence %d has position %d, expected %d", i, s,
+                           b->pos[i], c->seq_next[s]);
+        if (b->pos[i] >= c->p.n_ctx)
+            return hl_errf(e, "context full: sequence %d reached %d tokens, the context size", s,
+                           c->p.n_ctx);
+        c->seq_next[s]++;
+        if (b->want_logits && b->want_logits[i]) n_out++;
+    }
+    if (n_out > c->p.n_logits)
+        return hl_errf(e, "decode: %d tokens want logits; this context returns at most %d", n_out,
+                       c->p.n_logits);
+    return 0;
+}
+
+int hl_ctx_decode(hl_ctx *c, const hl_batch *b, hl_err *e) {
+    const hl_model *m = c->m;
+    const hl_hparams *hp = &m->hp;
+    if (check_batch(c, b, e) < 0) return -1;
+    /* Reserve cache positions; undo on failure so a failed call changes nothing. */
+    for (int s = 0; s < c->p.n_seq; s++) {
+        int old = hl_kv_seq_len(c->kv, s);
+        if (c->seq_next[s] == old) continue;
+        if (hl_kv_seq_reserve(c->kv, s, c->seq_next[s], e) < 0) {
+            for (int r = 0; r < s; r++) {
+                /* seq_next[r] - (tokens of r in batch) is r's old length */
+                int n_r = 0;
+                for (int i = 0; i < b->n; i++) n_r += b->seq[i] == r;
+                hl_kv_seq_truncate(c->kv, r, c->seq_next[r] - n_r);
+            }
+            return -1;
+        }
+    }
+    int T = b->n, E = hp->n_embd, hd = hp->head_dim, F = hp->n_ff;
+    int qd = hp->n_head * hd, kvd = hp->n_head_kv * hd;
+    bool gemma = hp->arch == HL_ARCH_GEMMA3;
+
+    for (int t = 0; t < T; t++) {
+        float *xt = c->x + (size_t)t * E;
+        hl_cpu_get_row(&m->tok_embd, b->token[t], xt);
+        if (hp->embd_scale != 1.0f)
+            for (int i = 0; i < E; i++) xt[i] *= hp->embd_scale;
+    }
+    for (int il = 0; il < hp->n_layer; il++) {
+        const hl_layer *l = &m->layers[il];
+        for (int t = 0; t < T; t++)
+            hl_cpu_rmsnorm(c->xb + (size_t)t * E, c->x + (size_t)t * E, l->attn_norm, E, hp->rms_eps);
+        hl_cpu_matmul(c->pool, &l->wq, c->xb, T, c->q, c->mm_scratch);
+        hl_cpu_matmul(c->pool, &l->wk, c->xb, T, c->k, c->mm_scratch);
+        hl_cpu_matmul(c->pool, &l->wv, c->xb, T, c->v, c->mm_scratch);
+        add_bias(c->q, l->bq, T, qd);
+        add_bias(c->k, l->bk, T, kvd);
+        add_bias(c->v, l->bv, T, kvd);
+        float base = hp->swa[il] ? hp->rope_base_swa : hp->rope_base;
+        float scale = hp->swa[il] ? 1.0f : hp->rope_scale;
+        for (int t = 0; t < T; t++) {
+            float *qt = c->q + (size_t)t * qd, *kt = c->k + (size_t)t * kvd, *vt = c->v + (size_t)t * kvd;
+            if (gemma) {
+                for (int h = 0; h < hp->n_head; h++)
+                    hl_cpu_rmsnorm(qt + h * hd, qt + h * hd, l->q_norm, hd, hp->rms_eps);
+                for (int h = 0; h < hp->n_head_kv; h++)
+                    hl_cpu_rmsnorm(kt + h * hd, kt + h * hd, l->k_norm, hd, hp->rms_eps);
+            }
+            hl_cpu_rope(qt, hp->n_head, hd, hp->n_rot, b->pos[t], base, scale, m->rope_freqs, hp->rope_neox);
+            hl_cpu_rope(kt, hp->n_head_kv, hd, hp->n_rot, b->pos[t], base, scale, m->rope_freqs, hp->rope_neox);
+            for (int h = 0; h < hp->n_head_kv; h++) {
+                uint16_t *kr = hl_kv_k(c->kv, il, b->seq[t], b->pos[t], h);
+                uint16_t *vr = hl_kv_v(c->kv, il, b->seq[t], b->pos[t], h);
+                for (int d = 0; d < hd; d++) {
+                    kr[d] = hl_f32_to_f16(kt[h * hd + d]);
+                    vr[d] = hl_f32_to_f16(vt[h * hd + d]);
+                }
+            }
+        }
+        attn_job aj = {.c = c, .b = b, .layer = il};
+        hl_pool_run(c->pool, attn_task, &aj, T * hp->n_head);
+        hl_cpu_matmul(c->pool, &l->wo, c->att, T, c->xb, c->mm_scratch);
+        for (int t = 0; t < T; t++) {
+            float *xt = c->x + (size_t)t * E, *ot = c->xb + (size_t)t * E;
+            if (gemma) hl_cpu_rmsnorm(ot, ot, l->post_attn_norm, E, hp->rms_eps);
+            for (int i = 0; i < E; i++) xt[i] += ot[i];
+            hl_cpu_rmsnorm(ot, xt, l->ffn_norm, E, hp->rms_eps);
+        }
+        hl_cpu_matmul(c->pool, &l->w_gate, c->xb, T, c->hb, c->mm_scratch);
+        hl_cpu_matmul(c->pool, &l->w_up, c->xb, T, c->hb2, c->mm_scratch);
+        size_t nf = (size_t)T * F;
+        if (gemma)
+            for (size_t i = 0; i < nf; i++) c->hb[i] = hl_cpu_gelu(c->hb[i]) * c->hb2[i];
+        else
+            for (size_t i = 0; i < nf; i++) c->hb[i] = hl_cpu_silu(c->hb[i]) * c->hb2[i];
+        hl_cpu_matmul(c->pool, &l->w_down, c->hb, T, c->xb, c->mm_scratch);
+        for (int t = 0; t < T; t++) {
+            float *xt = c->x + (size_t)t * E, *ot = c->xb + (size_t)t * E;
+            if (gemma) hl_cpu_rmsnorm(ot, ot, l->post_ffn_norm, E, hp->rms_eps);
+            for (int i = 0; i < E; i++) xt[i] += ot[i];
+        }
+    }
+    c->n_out = 0;
+    for (int t = 0; t < T; t++) {
+        if (!b->want_logits || !b->want_logits[t]) continue;
+        hl_cpu_rmsnorm(c->out_x + (size_t)c->n_out * E, c->x + (size_t)t * E, m->output_norm, E,
+                       hp->rms_eps);
+        c->out_rows[c->n_out++] = t;
+    }
+    if (c->n_out) {
+        hl_cpu_matmul(c->pool, &m->output, c->out_x, c->n_out, c->logits, c->mm_scratch);
+        if (hp->final_softcap > 0) {
+            size_t n = (size_t)c->n_out * hp->n_vocab;
+            for (size_t i = 0; i < n; i++)
+                c->logits[i] = hp->final_softcap * tanhf(c->logits[i] / hp->final_softcap);
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,104 @@
+/* model.h - a loaded model (weights bound to named fields, tokenizer) and
+ * the execution context that runs forward passes over batches.
+ *
+ *   hl_model *m; hl_ctx *c; hl_err e;
+ *   hl_model_load(&m, "smollm2.gguf", &e);
+ *   hl_ctx_new(&c, m, &(hl_ctx_params){.n_ctx = 2048, .n_seq = 4}, &e);
+ *   hl_ctx_decode(c, &batch, &e); const float *logits = hl_ctx_logits(c, 0);
+ *
+ * Contract. hl_model is read-only after load and may be shared by any number
+ * of contexts and threads; it owns the GGUF mapping and the tokenizer. Load
+ * validates the architecture, every hyperparameter and every tensor's type
+ * and shape, naming the tensor and the expected dims on error; an
+ * unsupported weight type is refused by name. hl_ctx owns the KV cache, the
+ * scratch for n_batch tokens, the logits and a thread pool; everything is
+ * sized in hl_ctx_new, so decoding allocates nothing. One thread drives a
+ * context at a time.
+ *
+ * A batch is a list of (token, position, sequence id, want-logits). Tokens of
+ * one sequence must come in position order and continue that sequence (its
+ * cache holds positions [0, pos)); a batch may mix sequences.
+ */
+#ifndef HL_MODEL_H
+#define HL_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../gguf/gguf.h"
+#include "../util/err.h"
+#include "tokenizer.h"
+
+typedef enum hl_arch { HL_ARCH_LLAMA, HL_ARCH_QWEN2, HL_ARCH_GEMMA3 } hl_arch;
+
+#define HL_MAX_LAYERS 256
+
+typedef struct hl_hparams {
+    hl_arch arch;
+    int n_vocab;
+    int n_embd;
+    int n_layer;
+    int n_head;
+    int n_head_kv;
+    int head_dim;     /* key/value length per head */
+    int n_ff;
+    int n_ctx_train;
+    int n_rot;        /* rotated dims per head */
+    bool rope_neox;   /* pairs (i, i + n_rot/2) instead of (2i, 2i+1) */
+    float rope_base;
+    float rope_scale; /* position multiplier (1 / linear scaling factor) */
+    float rope_base_swa;
+    float rms_eps;
+    float attn_scale;
+    int n_swa;        /* sliding window (0 = none) */
+    bool swa[HL_MAX_LAYERS];
+    float final_softcap;
+    float embd_scale; /* input embeddings are multiplied by this */
+} hl_hparams;
+
+typedef struct hl_model hl_model;
+
+int hl_model_load(hl_model **out, const char *path, hl_err *e);
+void hl_model_free(hl_model *m);
+const hl_hparams *hl_model_hparams(const hl_model *m);
+const hl_tokenizer *hl_model_tokenizer(const hl_model *m);
+const gguf_file *hl_model_gguf(const hl_model *m);
+/* Bytes of weights (what one token of decode reads). */
+uint64_t hl_model_weight_bytes(const hl_model *m);
+/* Short human description: "llama 30 layers, 576 embd, Q4_1 (134.5M params)". */
+const char *hl_model_desc(const hl_model *m);
+
+typedef struct hl_ctx_params {
+    int n_ctx;      /* positions per sequence (0 = min(train ctx, 4096)) */
+    int n_seq;      /* sequences held at once (0 = 1) */
+    int n_batch;    /* most tokens in one batch (0 = 512) */
+    int n_logits;   /* most tokens with want_logits in one batch (0 = max(n_seq, 8)) */
+    int n_threads;  /* 0 = all CPUs */
+} hl_ctx_params;
+
+typedef struct hl_batch {
+    int n;
+    const int32_t *token;
+    const int32_t *pos;
+    const int32_t *seq;
+    const bool *want_logits;
+} hl_batch;
+
+typedef struct hl_ctx hl_ctx;
+
+int hl_ctx_new(hl_ctx **out, const hl_model *m, const hl_ctx_params *p, hl_err *e);
+void hl_ctx_free(hl_ctx *c);
+const hl_ctx_params *hl_ctx_params_get(const hl_ctx *c);
+
+/* Runs the batch. Fails with no side effects on bad ids, positions that do
+ * not continue their sequence, a full context, or more than n_batch tokens. */
+int hl_ctx_decode(hl_ctx *c, const hl_batch *b, hl_err *e);
+/* Logits of the i-th token (in batch order) that wanted them; n_vocab floats,
+ * valid until the next decode. */
+const float *hl_ctx_logits(const hl_ctx *c, int i);
+/* Forgets positions >= n_pos of a sequence (0 frees it). */
+void hl_ctx_seq_truncate(hl_ctx *c, int seq, int n_pos);
+int hl_ctx_seq_len(const hl_ctx *c, int seq);
+
+#endif

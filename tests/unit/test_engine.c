@@ -1,0 +1,141 @@
+/* test_engine.c - the thread pool, the paged KV cache and the CPU kernels
+ * the forward pass is built from. */
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "../../src/backend/cpu/cpu.h"
+#include "../../src/backend/cpu/quant.h"
+#include "../../src/engine/kv.h"
+#include "../../src/util/pool.h"
+#include "test.h"
+
+static void count_task(void *ctx, int task, int thread) {
+    atomic_int *hits = ctx;
+    (void)thread;
+    atomic_fetch_add(&hits[task], 1);
+}
+
+TEST(pool_runs_every_task_once) {
+    for (int nt = 1; nt <= 4; nt++) {
+        hl_pool *p = hl_pool_new(nt);
+        CHECK(p != NULL);
+        if (!p) return;
+        static atomic_int hits[1000];
+        for (int round = 0; round < 50; round++) {
+            int n = 1 + (round * 37) % 1000;
+            for (int i = 0; i < n; i++) atomic_store(&hits[i], 0);
+            hl_pool_run(p, count_task, hits, n);
+            int bad = 0;
+            for (int i = 0; i < n; i++) bad += atomic_load(&hits[i]) != 1;
+            CHECK_EQ_INT(bad, 0);
+        }
+        hl_pool_free(p);
+    }
+}
+
+TEST(kv_reserve_truncate_and_errors) {
+    hl_kv *kv;
+    hl_err e = {0};
+    hl_kv_shape s = {.n_layer = 2, .n_kv_head = 2, .head_dim = 8, .n_seq = 2, .n_ctx = 100};
+    CHECK(hl_kv_new(&kv, &s, &e) == 0);
+    CHECK(hl_kv_seq_reserve(kv, 0, 40, &e) == 0);
+    CHECK_EQ_INT(hl_kv_seq_len(kv, 0), 40);
+    CHECK(hl_kv_seq_reserve(kv, 1, 100, &e) == 0);
+    /* Rows of different (layer, seq, pos, head) never alias. */
+    uint16_t *a = hl_kv_k(kv, 0, 0, 39, 1), *b = hl_kv_v(kv, 0, 0, 39, 1);
+    uint16_t *c = hl_kv_k(kv, 1, 1, 39, 1), *d = hl_kv_k(kv, 0, 0, 38, 1);
+    CHECK(a != b && a != c && a != d);
+    a[7] = 0x3c00;
+    CHECK(hl_kv_k(kv, 0, 0, 39, 1)[7] == 0x3c00);
+    CHECK(hl_kv_seq_reserve(kv, 0, 101, &e) < 0);
+    CHECK_STR_CONTAINS(e.msg, "context full");
+    CHECK_EQ_INT(hl_kv_seq_len(kv, 0), 40); /* failed call changed nothing */
+    CHECK(hl_kv_seq_reserve(kv, 5, 1, &e) < 0);
+    hl_kv_seq_truncate(kv, 1, 0);
+    CHECK_EQ_INT(hl_kv_seq_len(kv, 1), 0);
+    /* Freed blocks are reusable: fill both sequences to the brim again. */
+    CHECK(hl_kv_seq_reserve(kv, 1, 100, &e) == 0);
+    CHECK(hl_kv_seq_reserve(kv, 0, 100, &e) == 0);
+    hl_kv_free(kv);
+}
+
+TEST(kv_pool_smaller_than_demand_fails_cleanly) {
+    hl_kv *kv;
+    hl_err e = {0};
+    hl_kv_shape s = {.n_layer = 1, .n_kv_head = 1, .head_dim = 4, .n_seq = 4, .n_ctx = 64,
+                     .n_blocks = 3};
+    CHECK(hl_kv_new(&kv, &s, &e) == 0);
+    CHECK(hl_kv_seq_reserve(kv, 0, 64, &e) == 0); /* 2 blocks */
+    CHECK(hl_kv_seq_reserve(kv, 1, 64, &e) < 0);  /* needs 2, 1 free */
+    CHECK_STR_CONTAINS(e.msg, "out of blocks");
+    CHECK_EQ_INT(hl_kv_seq_len(kv, 1), 0);
+    CHECK(hl_kv_seq_reserve(kv, 1, 32, &e) == 0);
+    hl_kv_free(kv);
+}
+
+static float frand(uint32_t *s) {
+    *s = *s * 1664525u + 1013904223u;
+    return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+TEST(matmul_matches_naive_for_decode_and_prefill) {
+    const hl_dtype types[] = {HL_F32, HL_F16, HL_Q8_0, HL_Q4_K};
+    const int n_in = 512, n_out = 37;
+    hl_pool *p = hl_pool_new(3);
+    uint32_t seed = 7;
+    float *w = malloc(sizeof(float) * n_in * n_out), *x = malloc(sizeof(float) * n_in * 5);
+    float *y = malloc(sizeof(float) * n_out * 5), *row = malloc(sizeof(float) * n_in);
+    float *scratch = malloc(sizeof(float) * 3 * hl_cpu_matmul_scratch(n_in));
+    uint8_t *q = malloc(hl_dtype_row_size(HL_F32, n_in) * n_out);
+    for (int i = 0; i < n_in * n_out; i++) w[i] = frand(&seed);
+    for (int i = 0; i < n_in * 5; i++) x[i] = frand(&seed);
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        size_t rb = hl_dtype_row_size(types[ti], n_in);
+        for (int r = 0; r < n_out; r++) hl_quantize_row(types[ti], w + r * n_in, q + r * rb, n_in);
+        hl_mat m = {q, types[ti], n_in, n_out, rb};
+        for (int T = 1; T <= 5; T += 4) {
+            hl_cpu_matmul(p, &m, x, T, y, scratch);
+            double worst = 0;
+            for (int t = 0; t < T; t++)
+                for (int r = 0; r < n_out; r++) {
+                    hl_cpu_get_row(&m, r, row);
+                    double ref = 0;
+                    for (int i = 0; i < n_in; i++) ref += (double)row[i] * x[t * n_in + i];
+                    double d = fabs(ref - y[t * n_out + r]);
+                    worst = d > worst ? d : worst;
+                }
+            CHECK(worst < 1e-3);
+        }
+    }
+    free(w), free(x), free(y), free(row), free(scratch), free(q);
+    hl_pool_free(p);
+}
+
+TEST(rope_rotates_pairs_and_keeps_norm) {
+    float x[16], y[16];
+    for (int i = 0; i < 16; i++) x[i] = y[i] = (float)(i + 1);
+    hl_cpu_rope(y, 2, 8, 8, 0, 10000.0f, 1.0f, NULL, 0);
+    for (int i = 0; i < 16; i++) CHECK_NEAR(y[i], x[i], 1e-6); /* position 0 is the identity */
+    for (int neox = 0; neox < 2; neox++) {
+        for (int i = 0; i < 16; i++) y[i] = x[i];
+        hl_cpu_rope(y, 2, 8, 8, 5, 10000.0f, 1.0f, NULL, neox);
+        double n0 = 0, n1 = 0;
+        for (int i = 0; i < 8; i++) n0 += x[i] * x[i], n1 += y[i] * y[i];
+        CHECK_NEAR(n0, n1, 1e-3);
+        /* The first pair turns by exactly pos radians (theta_0 = pos). */
+        int a = 0, b = neox ? 4 : 1;
+        CHECK_NEAR(y[a], x[a] * cosf(5) - x[b] * sinf(5), 1e-5);
+        CHECK_NEAR(y[b], x[a] * sinf(5) + x[b] * cosf(5), 1e-5);
+    }
+}
+
+TEST(rmsnorm_and_softmax) {
+    float x[4] = {1, 2, 3, 4}, w[4] = {1, 1, 2, 2}, o[4];
+    hl_cpu_rmsnorm(o, x, w, 4, 0.0f);
+    float rms = sqrtf((1 + 4 + 9 + 16) / 4.0f);
+    CHECK_NEAR(o[3], 4 / rms * 2, 1e-6);
+    float s[3] = {1000, 1000, 1000 - logf(2)};
+    hl_cpu_softmax(s, 3);
+    CHECK_NEAR(s[0], 0.4, 2e-5); /* 1000 - ln 2 is rounded to float */
+    CHECK_NEAR(s[2], 0.2, 2e-5);
+}
