@@ -395,7 +395,7 @@ int hl_ctx_new(hl_ctx **out, const hl_model *m, const hl_ctx_params *p, hl_err *
     c->hb2 = zalloc(B * (size_t)hp->n_ff, sizeof(float), &ok);
     c->out_x = zalloc((size_t)c->p.n_logits * E, sizeof(float), &ok);
     c->logits = zalloc((size_t)c->p.n_logits * (size_t)hp->n_vocab, sizeof(float), &ok);
-    c->mm_scratch = zalloc((size_t)c->p.n_threads * hl_cpu_matmul_scratch(max_in), sizeof(float), &ok);
+    c->mm_scratch = zalloc(hl_cpu_matmul_scratch(max_in, c->p.n_batch, c->p.n_threads), sizeof(float), &ok);
     c->scores = zalloc((size_t)c->p.n_threads * (size_t)c->p.n_ctx, sizeof(float), &ok);
     c->out_rows = zalloc((size_t)c->p.n_logits, sizeof(int32_t), &ok);
     c->seq_next = zalloc((size_t)c->p.n_seq, sizeof(int32_t), &ok);
@@ -446,14 +446,18 @@ static void attn_task(void *arg, int task, int thread) {
     if (hp->swa[j->layer] && hp->n_swa > 0 && pos - hp->n_swa + 1 > 0) start = pos - hp->n_swa + 1;
     const float *q = c->q + ((size_t)t * hp->n_head + h) * hd;
     float *sc = c->scores + (size_t)thread * c->p.n_ctx;
-    float qk[1024];
+    float qk[1024], qr[1024];
+    /* Queries and probabilities are rounded to f16, as the f16 cache's dot
+     * products do in llama.cpp, so both engines round alike. */
+    for (int d = 0; d < hd; d++) qr[d] = hl_f16_to_f32(hl_f32_to_f16(q[d]));
     for (int p = start; p <= pos; p++) {
         const uint16_t *kr = hl_kv_k(c->kv, j->layer, seq, p, kvh);
         for (int d = 0; d < hd; d++) qk[d] = hl_f16_to_f32(kr[d]);
-        sc[p - start] = hl_cpu_dot(q, qk, hd) * hp->attn_scale;
+        sc[p - start] = hl_cpu_dot(qr, qk, hd) * hp->attn_scale;
     }
     int n = pos - start + 1;
     hl_cpu_softmax(sc, n);
+    for (int i = 0; i < n; i++) sc[i] = hl_f16_to_f32(hl_f32_to_f16(sc[i]));
     float *o = c->att + ((size_t)t * hp->n_head + h) * hd;
     memset(o, 0, sizeof(float) * (size_t)hd);
     for (int p = start; p <= pos; p++) {

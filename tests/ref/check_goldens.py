@@ -343,14 +343,17 @@ def compare(golden: dict, ref_logits: np.ndarray, ours: list[dict], our_logits: 
 # running heylook
 
 def run_eval(model_path: Path, lines: list[str], mode: str, n_predict: int, threads: int,
-             logits_out: Path | None, tmpdir: Path) -> list[dict]:
+             logits_out: Path | None, tmpdir: Path, timeout: float) -> list[dict]:
     inp = tmpdir / f"in-{mode}.txt"
     inp.write_text("".join(l + "\n" for l in lines), encoding="utf-8")
     cmd = [str(binary()), "eval", "--model", str(model_path), f"--{mode}", str(inp),
            "--n-predict", str(n_predict), "-t", str(threads)]
     if logits_out is not None:
         cmd += ["--logits-out", str(logits_out)]
-    r = run(cmd)
+    try:
+        r = run(cmd, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{' '.join(cmd)} timed out after {timeout:.0f} s")
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {r.returncode}: {r.stderr.strip()[-800:]}")
     out = [json.loads(l) for l in r.stdout.splitlines() if l.strip().startswith("{")]
@@ -393,7 +396,7 @@ def check_model(m: ModelSpec, by_name: dict[str, ModelSpec], args, log) -> Model
         try:
             t = time.time()
             ours = run_eval(path, [" ".join(map(str, p["tokens"])) for p in golden["prompts"]],
-                            "prompt-tokens", n_predict, args.threads, lo, td)
+                            "prompt-tokens", n_predict, args.threads, lo, td, args.timeout)
             t_tok = time.time() - t
             our_logits = np.fromfile(lo, dtype="<f4")
             if our_logits.size != n * n_vocab:
@@ -403,7 +406,7 @@ def check_model(m: ModelSpec, by_name: dict[str, ModelSpec], args, log) -> Model
             if not args.no_tokenize:
                 t = time.time()
                 tx = run_eval(path, [escape(p["text"]) for p in golden["prompts"]], "prompts", 1,
-                              args.threads, None, td)
+                              args.threads, None, td, args.timeout)
                 text_tokens = [list(o["tokens"]) for o in tx]
                 log(f"  eval: {t_tok:.1f} s on token ids (+{n_predict} greedy each), "
                     f"{time.time() - t:.1f} s on texts")
@@ -463,6 +466,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model-file", action="append", default=[], metavar="NAME=PATH",
                     help="use this file for model NAME instead of the cache")
     ap.add_argument("-t", "--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--timeout", type=float, default=900, help="seconds allowed for one eval run (default 900)")
     ap.add_argument("-v", "--verbose", action="store_true", help="per-prompt details for every model")
     args = ap.parse_args(argv)
     args.model_file = parse_model_files(args.model_file)

@@ -85,7 +85,7 @@ TEST(matmul_matches_naive_for_decode_and_prefill) {
     uint32_t seed = 7;
     float *w = malloc(sizeof(float) * n_in * n_out), *x = malloc(sizeof(float) * n_in * 5);
     float *y = malloc(sizeof(float) * n_out * 5), *row = malloc(sizeof(float) * n_in);
-    float *scratch = malloc(sizeof(float) * 3 * hl_cpu_matmul_scratch(n_in));
+    float *scratch = malloc(sizeof(float) * hl_cpu_matmul_scratch(n_in, 5, 3));
     uint8_t *q = malloc(hl_dtype_row_size(HL_F32, n_in) * n_out);
     for (int i = 0; i < n_in * n_out; i++) w[i] = frand(&seed);
     for (int i = 0; i < n_in * 5; i++) x[i] = frand(&seed);

@@ -15,7 +15,22 @@
 
 #define ROWS 16 /* weight rows per prefill task */
 
-size_t hl_cpu_matmul_scratch(int n_in) { return (size_t)ROWS * (size_t)n_in; }
+size_t hl_cpu_matmul_scratch(int n_in, int n_tok, int n_threads) {
+    /* [rounded activations: n_tok * n_in][per thread: ROWS rows + one quantized row] */
+    size_t q_row = (size_t)n_in + 64; /* a Q8_K row (292/256 bytes per value) fits in n_in + 64 floats */
+    return (size_t)n_tok * n_in + (size_t)n_threads * ((size_t)ROWS * n_in + q_row);
+}
+
+/* The activation type paired with weight type t (HL_F32: none). */
+static hl_dtype act_type(hl_dtype t) {
+    switch (t) {
+    case HL_Q4_0: case HL_Q4_1: case HL_Q5_0: case HL_Q5_1: case HL_Q8_0: return HL_Q8_0;
+    case HL_Q2_K: case HL_Q3_K: case HL_Q4_K: case HL_Q5_K: case HL_Q6_K: return HL_Q8_K;
+    case HL_F16: return HL_F16;
+    case HL_BF16: return HL_BF16;
+    default: return HL_F32;
+    }
+}
 
 float hl_cpu_dot(const float *a, const float *b, int n) {
     float s[8] = {0};
@@ -37,9 +52,20 @@ typedef struct mm_job {
     float *y;
     int n_tok;
     int rows_per_task;
-    float *scratch;
+    hl_dtype act;
+    float *xr;      /* rounded activations */
+    float *scratch; /* per thread */
     size_t scratch_per_thread;
 } mm_job;
+
+/* Rounds token t's activations through the weight's activation type. */
+static void mm_round_task(void *arg, int t, int thread) {
+    const mm_job *j = arg;
+    int n = j->w->n_in;
+    void *q = j->scratch + (size_t)thread * j->scratch_per_thread + (size_t)ROWS * n;
+    hl_quantize_row(j->act, j->x + (size_t)t * n, q, n);
+    hl_dequantize_row(j->act, q, j->xr + (size_t)t * n, n);
+}
 
 static void mm_decode_task(void *arg, int task, int thread) {
     (void)thread;
@@ -74,8 +100,13 @@ static void mm_prefill_task(void *arg, int task, int thread) {
 
 void hl_cpu_matmul(hl_pool *pool, const hl_mat *w, const float *x, int n_tok, float *y,
                    float *scratch) {
-    mm_job j = {.w = w, .x = x, .y = y, .n_tok = n_tok, .scratch = scratch,
-                .scratch_per_thread = hl_cpu_matmul_scratch(w->n_in)};
+    mm_job j = {.w = w, .x = x, .y = y, .n_tok = n_tok, .act = act_type(w->type),
+                .xr = scratch, .scratch = scratch + (size_t)n_tok * w->n_in,
+                .scratch_per_thread = (size_t)ROWS * w->n_in + (size_t)w->n_in + 64};
+    if (j.act != HL_F32 && hl_dtype_row_size(j.act, (uint64_t)w->n_in)) {
+        hl_pool_run(pool, mm_round_task, &j, n_tok);
+        j.x = j.xr;
+    }
     if (n_tok == 1) {
         /* Enough tasks for balance, few enough that handing them out is free. */
         int n_tasks = hl_pool_threads(pool) * 8;

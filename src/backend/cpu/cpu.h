@@ -28,11 +28,16 @@ typedef struct hl_mat {
     size_t row_bytes;
 } hl_mat;
 
-/* Floats of per-thread scratch hl_cpu_matmul needs for rows of length n_in. */
-size_t hl_cpu_matmul_scratch(int n_in);
+/* Floats of scratch hl_cpu_matmul needs for up to n_tok tokens of rows of
+ * length n_in on n_threads threads. */
+size_t hl_cpu_matmul_scratch(int n_in, int n_tok, int n_threads);
 
 /* y[t * w->n_out + o] = dot(W row o, x + t * w->n_in) for t < n_tok.
- * scratch: hl_pool_threads(pool) * hl_cpu_matmul_scratch(w->n_in) floats. */
+ * The activations are first rounded to the type the weight type's dot
+ * product pairs with (Q8_0 for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0, Q8_K for the
+ * K-quants, F16 / BF16 for those), as llama.cpp's CPU backend does, so the
+ * two engines agree to the rounding of a float sum.
+ * scratch: hl_cpu_matmul_scratch(w->n_in, n_tok, threads) floats. */
 void hl_cpu_matmul(hl_pool *pool, const hl_mat *w, const float *x, int n_tok, float *y,
                    float *scratch);
 
