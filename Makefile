@@ -17,7 +17,7 @@ TSRCS   := $(sort $(wildcard tests/unit/*.c))
 TOBJS   := $(TSRCS:%.c=$(BUILD)/%.o)
 DEPS    := $(OBJS:.o=.d) $(TOBJS:.o=.d)
 
-.PHONY: all cpu test unit asan fuzz cuda format clean
+.PHONY: all cpu test unit asan fuzz fuzz-smoke cuda format clean
 all cpu: $(BUILD)/heylookllm
 
 $(BUILD)/heylookllm: $(OBJS)
@@ -32,12 +32,15 @@ $(BUILD)/%.o: %.c
 
 -include $(DEPS)
 
-# The whole suite: unit tests, the same under ASan+UBSan, then the reference
-# tests against the committed llama.cpp goldens. Installs what is missing first.
+# The whole suite: unit tests, the same under ASan+UBSan, a short run of every
+# fuzzer, the command-line tests, then the reference tests against the
+# committed llama.cpp goldens. Installs what is missing first.
 test:
 	scripts/bootstrap.sh --no-start
 	$(MAKE) unit
 	$(MAKE) asan
+	$(MAKE) fuzz-smoke
+	.venv/bin/python -m pytest -q tests/cli
 	scripts/test_ref.sh
 
 unit: $(BUILD)/test_unit $(BUILD)/heylookllm
@@ -57,8 +60,28 @@ fuzz:
 	  clang $(FUZZ_FLAGS) -fsanitize=fuzzer -std=c17 -D_GNU_SOURCE $$f \
 	    $(patsubst %.c,build-fuzz/%.o,$(filter-out src/cli/%,$(LIBSRCS))) -o build-fuzz/$$n $(LDLIBS) || exit 1; done
 
+# Each fuzzer for FUZZ_SECONDS on its seed corpus (new inputs go to a temp dir).
+FUZZ_SECONDS ?= 20
+fuzz-smoke: fuzz
+	@for f in build-fuzz/fuzz_*; do n=$${f#build-fuzz/fuzz_}; d=$$(mktemp -d); \
+	  seeds=fuzz/corpus/$$n; [ -d $$seeds ] || seeds=; \
+	  echo "fuzz $$n: $(FUZZ_SECONDS) s"; \
+	  if ! $$f -max_total_time=$(FUZZ_SECONDS) $$d $$seeds >$$d.log 2>&1; then \
+	    tail -n 40 $$d.log; rm -rf $$d $$d.log; exit 1; fi; \
+	  tail -n 1 $$d.log; rm -rf $$d $$d.log; done
+
 cuda:
-	@echo "make cuda: the CUDA backend is not built yet (it is the CUDA issue's work)"; exit 1
+	@echo "make # Each fuzzer for FUZZ_SECONDS on its seed corpus (new inputs go to a temp dir).
+FUZZ_SECONDS ?= 20
+fuzz-smoke: fuzz
+	@for f in build-fuzz/fuzz_*; do n=$${f#build-fuzz/fuzz_}; d=$$(mktemp -d); \
+	  seeds=fuzz/corpus/$$n; [ -d $$seeds ] || seeds=; \
+	  echo "fuzz $$n: $(FUZZ_SECONDS) s"; \
+	  if ! $$f -max_total_time=$(FUZZ_SECONDS) $$d $$seeds >$$d.log 2>&1; then \
+	    tail -n 40 $$d.log; rm -rf $$d $$d.log; exit 1; fi; \
+	  tail -n 1 $$d.log; rm -rf $$d $$d.log; done
+
+cuda: the CUDA backend is not built yet (it is the CUDA issue's work)"; exit 1
 
 format:
 	clang-format -i $(SRCS) $(TSRCS) $(wildcard src/*/*.h src/*/*/*.h tests/unit/*.h fuzz/*.c)

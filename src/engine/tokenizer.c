@@ -454,11 +454,18 @@ static int32_t detect(hl_tokenizer *t, const char *const *list) {
     return -1;
 }
 
-static int cmp_special_len(const void *a, const void *b, void *ctx) {
-    const hl_tokenizer *t = ctx;
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    if (t->len[x] != t->len[y]) return t->len[x] > t->len[y] ? -1 : 1;
-    return x < y ? -1 : x > y;
+/* A special token and its text length, for sorting with plain ISO C qsort
+ * (qsort_r is a GNU/BSD extension with differing signatures). */
+typedef struct special_key {
+    uint32_t len;
+    int32_t id;
+} special_key;
+
+/* Longest text first, then lowest id. */
+static int cmp_special_key(const void *a, const void *b) {
+    const special_key *x = a, *y = b;
+    if (x->len != y->len) return x->len > y->len ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
 }
 
 static void str_lower(char *s) {
@@ -566,7 +573,15 @@ static int build_special(hl_tokenizer *t, const gguf_file *f, int32_t fim_pad, i
         if (t->attr[id] & (TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED | TOK_ATTR_UNKNOWN))
             t->special[ns++] = id;
     t->n_special = ns;
-    qsort_r(t->special, (size_t)ns, sizeof *t->special, cmp_special_len, t);
+    if (ns > 1) {
+        special_key *keys = malloc((size_t)ns * sizeof *keys);
+        if (!keys) return hl_errf(e, "out of memory");
+        for (int32_t i = 0; i < ns; i++)
+            keys[i] = (special_key){t->len[t->special[i]], t->special[i]};
+        qsort(keys, (size_t)ns, sizeof *keys, cmp_special_key);
+        for (int32_t i = 0; i < ns; i++) t->special[i] = keys[i].id;
+        free(keys);
+    }
 
     /* per-model strip attributes (llama.cpp keys them on names) */
     char name[256] = "", pre[256] = "", arch[256] = "";
@@ -812,6 +827,21 @@ static int32_t frag_new(fraglist *l, int32_t tok, size_t off, size_t len, int32_
     return l->n++;
 }
 
+/* First occurrence of needle[0, nl) in hay[0, hn), or NULL. nl must be > 0.
+ * Plain ISO C (memmem is a GNU extension: without _GNU_SOURCE it is declared
+ * implicitly as returning int, which truncates the pointer). */
+static const char *find_bytes(const char *hay, size_t hn, const char *needle, size_t nl) {
+    if (nl == 0 || nl > hn) return NULL;
+    const char *p = hay, *last = hay + (hn - nl); /* last possible start */
+    while (p <= last) {
+        p = memchr(p, (unsigned char)needle[0], (size_t)(last - p) + 1);
+        if (!p) return NULL;
+        if (memcmp(p + 1, needle + 1, nl - 1) == 0) return p;
+        p++;
+    }
+    return NULL;
+}
+
 /* Splits raw fragments on special-token texts, longest token first, as
  * llama.cpp's tokenizer_st_partition: control and unknown tokens only when
  * parse_special, user-defined tokens always. Returns false on OOM. */
@@ -836,7 +866,7 @@ static bool partition(const hl_tokenizer *t, const char *text, size_t n, bool pa
         if (!parse_special && (a & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN))) continue;
         const char *s = t->pool + t->off[id];
         size_t sl = t->len[id];
-        if (sl > n) continue;
+        if (sl == 0 || sl > n) continue; /* an empty text would match everywhere */
         bool may = present[(uint8_t)s[0]];
         for (size_t i = 0; may && i + 1 < sl; i++) {
             unsigned k = ((unsigned)(uint8_t)s[i] << 8) | (uint8_t)s[i + 1];
@@ -848,7 +878,7 @@ static bool partition(const hl_tokenizer *t, const char *text, size_t n, bool pa
             for (;;) {
                 frag *f = &l->v[fi];
                 const char *base = text + f->off;
-                const char *m = memmem(base, f->len, s, sl);
+                const char *m = find_bytes(base, f->len, s, sl);
                 if (!m) break;
                 size_t mpos = (size_t)(m - text), end = f->off + f->len;
                 size_t left_len = mpos - f->off;

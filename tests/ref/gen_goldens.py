@@ -36,6 +36,7 @@ from check_goldens import (GOLDEN_DIR, MODELS_TXT, N_PREDICT, PROMPTS_TXT, REPO,
 N_CTX = 512
 N_THREADS = 2
 SEED = 1234
+KV_TYPE = 0           # GGML_TYPE_F32: llama.cpp's most exact configuration (its default is F16)
 
 
 def last_logits(llama_cpp, llm, n_vocab: int) -> np.ndarray:
@@ -43,12 +44,15 @@ def last_logits(llama_cpp, llm, n_vocab: int) -> np.ndarray:
     return np.ctypeslib.as_array(p, shape=(n_vocab,)).astype(np.float32, copy=True)
 
 
-def generate(model_name: str, path: Path, spec: str, prompts: list[str], n_predict: int) -> tuple[dict, np.ndarray]:
+def generate(model_name: str, path: Path, spec: str, prompts: list[str], n_predict: int,
+             **over) -> tuple[dict, np.ndarray]:
     import llama_cpp
     from llama_cpp import Llama
 
-    llm = Llama(model_path=str(path), n_ctx=N_CTX, n_batch=N_CTX, logits_all=False,
-                n_threads=N_THREADS, n_threads_batch=N_THREADS, seed=SEED, verbose=False)
+    kw = dict(n_ctx=N_CTX, n_batch=N_CTX, logits_all=False, n_threads=N_THREADS, n_threads_batch=N_THREADS,
+              seed=SEED, verbose=False, flash_attn=False, type_k=KV_TYPE, type_v=KV_TYPE)
+    kw.update(over)
+    llm = Llama(model_path=str(path), **kw)
     n_vocab = llm.n_vocab()
     rows, out = [], []
     for text in prompts:

@@ -375,6 +375,84 @@ TEST(tokenizer_synthetic_bpe) {
     hl_tokenizer_free(t);
 }
 
+/* Tokenizes s (copied into an exactly sized heap buffer, no terminator, so
+ * ASan sees any over-read) with add_special and parse_special as given. */
+static int64_t tok_heap(const hl_tokenizer *t, const char *s, bool sp, int32_t *ids, int64_t cap) {
+    size_t n = strlen(s);
+    char *b = malloc(n ? n : 1);
+    if (!b) return -1;
+    memcpy(b, s, n);
+    int64_t k = hl_tokenize(t, b, n, sp, sp, ids, cap);
+    free(b);
+    return k;
+}
+
+/* Special-token partitioning on heap text. Regression: the special-token
+ * search used memmem, which the sanitizer build (no _GNU_SOURCE) saw as an
+ * implicitly declared int function, so the match pointer was truncated to 32
+ * bits and the next fragment got a wild offset (SEGV in memmem). */
+TEST(tokenizer_special_partition) {
+    hl_err e = {{0}};
+    hl_tokenizer *t = synth("gpt2", "gpt-2", &e);
+    CHECK(t != NULL);
+    if (!t) return;
+    int32_t ids[64];
+    /* adjacent specials, at the start, in the middle and as the last bytes */
+    int64_t k =
+        tok_heap(t, "<|im_end|>hello<|im_end|><|endoftext|>hello<|endoftext|>", true, ids, 64);
+    CHECK_EQ_INT(k, 6);
+    if (k == 6) {
+        CHECK_EQ_INT(ids[0], 262);
+        CHECK_EQ_INT(ids[1], 259);
+        CHECK_EQ_INT(ids[2], 262);
+        CHECK_EQ_INT(ids[3], 261);
+        CHECK_EQ_INT(ids[4], 259);
+        CHECK_EQ_INT(ids[5], 261);
+    }
+    /* a special's prefix at the very end is text, not a match */
+    k = tok_heap(t, "hello<|im_end", true, ids, 64);
+    CHECK(k > 1);
+    for (int64_t i = 0; i < k && i < 64; i++) CHECK(ids[i] != 262);
+    /* the last byte of the special missing, then the whole special */
+    k = tok_heap(t, "<|im_end<|im_end|>", true, ids, 64);
+    CHECK(k > 1 && k <= 64);
+    if (k > 1 && k <= 64) CHECK_EQ_INT(ids[k - 1], 262);
+    /* a single byte, shorter than every special */
+    CHECK_EQ_INT(tok_heap(t, "h", true, ids, 64), 1);
+    /* without parse_special control tokens stay text */
+    k = tok_heap(t, "hello<|im_end|>", false, ids, 64);
+    CHECK(k > 2);
+    for (int64_t i = 0; i < k && i < 64; i++) CHECK(ids[i] != 262);
+    hl_tokenizer_free(t);
+}
+
+/* The exact golden case that crashed `make asan` (qwen2, mode 1). */
+TEST(tokenizer_qwen2_special_text_regression) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/ggml-vocab-qwen2.gguf", vocab_dir());
+    FILE *probe = fopen(path, "rb");
+    if (!probe) {
+        fprintf(stderr, "  skip: %s absent\n", path);
+        return;
+    }
+    fclose(probe);
+    bool unsup;
+    hl_tokenizer *t = load_vocab(path, &unsup);
+    CHECK(t != NULL);
+    if (!t) return;
+    int32_t ids[64];
+    int64_t k = tok_heap(t, "<s> </s> <unk> <pad> <mask> [CLS] [SEP] [MASK]", true, ids, 64);
+    CHECK(k >= 0 && k <= 64);
+    if (k >= 0 && k <= 64) {
+        bool ok = same_ids(ids, k,
+                           "44047 29 220 128247 366 3122 29 366 13242 29 366 11258 29 508 "
+                           "87716 60 508 81376 60 508 49863 60");
+        if (!ok) print_ids("got ", ids, k);
+        CHECK(ok);
+    }
+    hl_tokenizer_free(t);
+}
+
 TEST(tokenizer_speed_1mb) {
     char path[1024];
     snprintf(path, sizeof path, "%s/ggml-vocab-llama-bpe.gguf", vocab_dir());
