@@ -71,17 +71,7 @@ fuzz-smoke: fuzz
 	  tail -n 1 $$d.log; rm -rf $$d $$d.log; done
 
 cuda:
-	@echo "make # Each fuzzer for FUZZ_SECONDS on its seed corpus (new inputs go to a temp dir).
-FUZZ_SECONDS ?= 20
-fuzz-smoke: fuzz
-	@for f in build-fuzz/fuzz_*; do n=$${f#build-fuzz/fuzz_}; d=$$(mktemp -d); \
-	  seeds=fuzz/corpus/$$n; [ -d $$seeds ] || seeds=; \
-	  echo "fuzz $$n: $(FUZZ_SECONDS) s"; \
-	  if ! $$f -max_total_time=$(FUZZ_SECONDS) $$d $$seeds >$$d.log 2>&1; then \
-	    tail -n 40 $$d.log; rm -rf $$d $$d.log; exit 1; fi; \
-	  tail -n 1 $$d.log; rm -rf $$d $$d.log; done
-
-cuda: the CUDA backend is not built yet (it is the CUDA issue's work)"; exit 1
+	@echo "make cuda: the CUDA backend is not built yet (it is the CUDA issue's work)"; exit 1
 
 format:
 	clang-format -i $(SRCS) $(TSRCS) $(wildcard src/*/*.h src/*/*/*.h tests/unit/*.h fuzz/*.c)

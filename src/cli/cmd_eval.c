@@ -6,6 +6,7 @@
  * tests/ref/check_goldens.py compares these with llama.cpp's.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,11 +53,25 @@ static int parse_ids(char *line, int32_t *ids, int cap, int n_vocab) {
     return n;
 }
 
-static int argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
+typedef struct step {
+    int32_t best, second;
+    float gap, spread;
+} step;
+
+static step rank2(const float *x, int n) {
+    step s = {0, -1, 0, 0};
+    double sum = 0, sum2 = 0;
+    for (int i = 0; i < n; i++) {
+        sum += x[i];
+        sum2 += (double)x[i] * x[i];
+        if (x[i] > x[s.best]) s.second = s.best, s.best = i;
+        else if (i != s.best && (s.second < 0 || x[i] > x[s.second])) s.second = i;
+    }
+    if (s.second < 0) s.second = s.best;
+    s.gap = x[s.best] - x[s.second];
+    double mean = sum / n, var = sum2 / n - mean * mean;
+    s.spread = (float)sqrt(var > 0 ? var : 0);
+    return s;
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -97,10 +112,11 @@ int cmd_eval(int argc, char **argv) {
     hl_ctx *c = NULL;
     FILE *lo = NULL;
     int32_t *ids = malloc(sizeof(int32_t) * (MAX_PROMPT + (size_t)n_predict));
+    step *steps = malloc(sizeof(step) * ((size_t)n_predict + 1));
     char *line = NULL;
     size_t line_cap = 0;
     int rc = 1;
-    if (!ids) goto done;
+    if (!ids || !steps) goto done;
     if (hl_model_load(&m, path, &e) < 0) {
         fprintf(stderr, "heylookllm eval: %s\n", e.msg);
         goto done;
@@ -173,20 +189,29 @@ int cmd_eval(int argc, char **argv) {
         }
         printf("{\"i\": %d, \"tokens\": [", idx);
         for (int i = 0; i < n; i++) printf("%s%d", i ? ", " : "", ids[i]);
-        printf("], \"top5\": [%d, %d, %d, %d, %d], \"greedy\": [", top[0], top[1], top[2], top[3], top[4]);
-        int32_t next = argmax(lg, hp->n_vocab);
+        printf("], \"top5\": [%d, %d, %d, %d, %d]", top[0], top[1], top[2], top[3], top[4]);
+        /* Greedy steps; their ids are printed after the loop with the per-step ranks. */
+        step st = rank2(lg, hp->n_vocab);
         for (int g = 0; g < n_predict; g++) {
-            printf("%s%d", g ? ", " : "", next);
+            steps[g] = st;
             if (g + 1 == n_predict) break;
-            int32_t p1 = n + g, s0 = 0;
+            int32_t p1 = n + g, s0 = 0, next = st.best;
             bool w = true;
             hl_batch b = {.n = 1, .token = &next, .pos = &p1, .seq = &s0, .want_logits = &w};
             if (hl_ctx_decode(c, &b, &e) < 0) {
                 fprintf(stderr, "heylookllm eval: %s\n", e.msg);
                 goto done;
             }
-            next = argmax(hl_ctx_logits(c, 0), hp->n_vocab);
+            st = rank2(hl_ctx_logits(c, 0), hp->n_vocab);
         }
+        printf(", \"greedy\": [");
+        for (int g = 0; g < n_predict; g++) printf("%s%d", g ? ", " : "", steps[g].best);
+        printf("], \"second\": [");
+        for (int g = 0; g < n_predict; g++) printf("%s%d", g ? ", " : "", steps[g].second);
+        printf("], \"gap\": [");
+        for (int g = 0; g < n_predict; g++) printf("%s%.5g", g ? ", " : "", steps[g].gap);
+        printf("], \"spread\": [");
+        for (int g = 0; g < n_predict; g++) printf("%s%.5g", g ? ", " : "", steps[g].spread);
         printf("]}\n");
         fflush(stdout);
         idx++;
@@ -197,6 +222,7 @@ done:
     fclose(in);
     free(line);
     free(ids);
+    free(steps);
     hl_ctx_free(c);
     hl_model_free(m);
     return rc;
