@@ -4,7 +4,7 @@
 CC      ?= cc
 PKGS    := libpcre2-8 libarchive libcrypto
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c17 -Wall -Wextra -Werror -pthread -D_GNU_SOURCE -fno-strict-aliasing \
+override CFLAGS += -std=c17 -Wall -Wextra -Werror -pthread -D_GNU_SOURCE -fno-strict-aliasing \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 
