@@ -20,6 +20,11 @@ continuation is identical. A model passes when every prompt has cosine >= 0.999 
 top-5, at least 7 of 8 greedy continuations are identical, and every prompt tokenizes to
 llama.cpp's ids. Exit status 1 if any model fails, 2 on a usage error.
 
+The goldens are llama.cpp with an f32 KV cache and no flash attention (its most exact setting;
+its default f16 KV cache alone moves SmolLM2's logits to cosine 0.995 and changes 4 of 8 greedy
+continuations). Differences at numerical near-ties are reported as "+k tie" with --tie-margin,
+and then counted as matches.
+
 Needs only numpy and the heylookllm binary ($HEYLOOK_BIN, default build/heylookllm).
 This module also holds the helpers that gen_goldens.py shares (models.txt, prompts, paths).
 """
@@ -261,6 +266,8 @@ class PromptResult:
     greedy_diverge: int          # first differing position, -1 if identical
     tokenize: bool | None        # None: not checked
     detail: str = ""
+    top5_tie: bool = False       # top-5 differs only by tokens within the tie margin of the 5th
+    greedy_tie: bool = False     # greedy diverges where llama.cpp's top-2 margin < tie margin
 
 
 @dataclass
@@ -278,6 +285,8 @@ class ModelResult:
             "n": n,
             "min_cos": min((r.cos for r in p), default=float("nan")),
             "top5": sum(r.top5_set for r in p),
+            "top5_tie": sum(r.top5_tie for r in p),
+            "greedy_tie": sum(r.greedy_tie for r in p),
             "top5_ordered": sum(r.top5_ordered for r in p),
             "greedy": sum(r.greedy for r in p),
             "tokenize": sum(bool(r.tokenize) for r in p),
@@ -286,7 +295,7 @@ class ModelResult:
 
 
 def compare(golden: dict, ref_logits: np.ndarray, ours: list[dict], our_logits: np.ndarray,
-            our_text_tokens: list[list[int]] | None) -> tuple[list[PromptResult], list[str]]:
+            our_text_tokens: list[list[int]] | None, tie: float = 0.0) -> tuple[list[PromptResult], list[str]]:
     """Compares one model's results with its golden. Returns per-prompt results and the list
     of reasons it fails (empty: pass)."""
     prompts = golden["prompts"]
@@ -321,16 +330,26 @@ def compare(golden: dict, ref_logits: np.ndarray, ours: list[dict], our_logits: 
             j = next((j for j, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
             d.append(f"tokenization differs at {j} (lengths ours {len(a)}, ref {len(b)}): "
                      f"ours {a[j:j + 6]} ref {b[j:j + 6]}")
+        # Near-ties (reported apart; they count as matches only with --tie-margin): llama.cpp's
+        # logit of every token in one top-5 but not the other is within `tie` of its 5th logit;
+        # greedy diverges at a step where llama.cpp's top-1 and top-2 were within `tie`.
+        kth = float(ref[ref_top[-1]])
+        sym = set(my_top) ^ set(ref_top)
+        top_tie = bool(sym) and tie > 0 and all(abs(float(ref[t]) - kth) <= tie for t in sym)
+        margins = gp.get("greedy_margins")
+        g_tie = div >= 0 and tie > 0 and margins is not None and div < len(margins) and margins[div] <= tie
+        if g_tie:
+            d.append(f"(llama.cpp's top-2 margin there: {margins[div]})")
         res.append(PromptResult(c, set(my_top) == set(ref_top), my_top == ref_top, div < 0, div, tok,
-                                "; ".join(d)))
+                                "; ".join(d), top_tie, g_tie))
     fails = []
     bad_cos = [i for i, r in enumerate(res) if not (r.cos >= COS_MIN)]
     if bad_cos:
         fails.append(f"cosine < {COS_MIN} on prompt(s) {bad_cos}")
-    bad_top = [i for i, r in enumerate(res) if not r.top5_set]
+    bad_top = [i for i, r in enumerate(res) if not (r.top5_set or r.top5_tie)]
     if bad_top:
         fails.append(f"top-5 differs on prompt(s) {bad_top}")
-    ng = sum(r.greedy for r in res)
+    ng = sum(r.greedy or r.greedy_tie for r in res)
     if ng < greedy_needed(n):
         fails.append(f"greedy identical on {ng}/{n} < {greedy_needed(n)}")
     bad_tok = [i for i, r in enumerate(res) if r.tokenize is False]
@@ -375,6 +394,11 @@ def check_model(m: ModelSpec, by_name: dict[str, ModelSpec], args, log) -> Model
     n, n_vocab = len(golden["prompts"]), int(golden["n_vocab"])
     if ref_logits.shape != (n, n_vocab):
         return ModelResult(m.name, "FAIL", f"golden logits shape {ref_logits.shape} != ({n}, {n_vocab})")
+    try:
+        if [p["text"] for p in golden["prompts"]] != read_prompts():
+            log("  note: tests/ref/prompts.txt changed since the golden was made (the golden's texts are used)")
+    except (OSError, ValueError):
+        pass
     if golden.get("spec") not in (None, m.spec):
         log(f"  note: models.txt spec changed since the golden was made ({golden['spec']!r})")
     try:
@@ -412,7 +436,7 @@ def check_model(m: ModelSpec, by_name: dict[str, ModelSpec], args, log) -> Model
                     f"{time.time() - t:.1f} s on texts")
         except (RuntimeError, ValueError, KeyError) as e:
             return ModelResult(m.name, "FAIL", f"eval: {e}", seconds=time.time() - t0)
-    prompts, fails = compare(golden, ref_logits, ours, our_logits, text_tokens)
+    prompts, fails = compare(golden, ref_logits, ours, our_logits, text_tokens, args.tie_margin)
     return ModelResult(m.name, "FAIL" if fails else "PASS", "; ".join(fails), prompts, time.time() - t0)
 
 
@@ -434,8 +458,9 @@ def table(results: list[ModelResult]) -> list[list[str]]:
         s = r.summary()
         n = s["n"]
         tokz = f"{s['tokenize']}/{n}" if s["tokenize_checked"] else "not run"
-        rows.append([r.name, f"{s['min_cos']:.7f}", f"{s['top5']}/{n}", f"{s['top5_ordered']}/{n}",
-                     f"{s['greedy']}/{n}", tokz, f"{r.seconds:.1f}",
+        t5 = f"{s['top5']}/{n}" + (f" +{s['top5_tie']} tie" if s["top5_tie"] else "")
+        gr = f"{s['greedy']}/{n}" + (f" +{s['greedy_tie']} tie" if s["greedy_tie"] else "")
+        rows.append([r.name, f"{s['min_cos']:.7f}", t5, f"{s['top5_ordered']}/{n}", gr, tokz, f"{r.seconds:.1f}",
                      r.status + (f": {one_line(r.reason)}" if r.reason else "")])
     return rows
 
@@ -448,7 +473,8 @@ def format_text(rows: list[list[str]]) -> str:
 def format_markdown(rows: list[list[str]]) -> str:
     out = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows[1:]]
-    thr = (f"\nThresholds: cosine >= {COS_MIN} and the same top-5 (as a set) on every prompt, "
+    thr = (f"\n'+k tie': k more prompts differ only at llama.cpp near-ties (see --tie-margin).\n"
+           f"Thresholds: cosine >= {COS_MIN} and the same top-5 (as a set) on every prompt, "
            f"greedy {N_PREDICT}-token continuation identical on at least 7 of 8 prompts, "
            f"tokenization identical on every prompt.\n")
     return "\n".join(out) + "\n" + thr
@@ -467,6 +493,9 @@ def main(argv=None) -> int:
                     help="use this file for model NAME instead of the cache")
     ap.add_argument("-t", "--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--timeout", type=float, default=900, help="seconds allowed for one eval run (default 900)")
+    ap.add_argument("--tie-margin", type=float, default=0.0, metavar="LOGITS",
+                    help="count a top-5 or greedy difference as a match when llama.cpp's own logits "
+                         "were within this margin there (a numerical tie); default 0: strict")
     ap.add_argument("-v", "--verbose", action="store_true", help="per-prompt details for every model")
     args = ap.parse_args(argv)
     args.model_file = parse_model_files(args.model_file)

@@ -66,10 +66,12 @@ def generate(model_name: str, path: Path, spec: str, prompts: list[str], n_predi
             raise SystemExit(f"{model_name}: llama.cpp gave non-finite logits")
         rows.append(lg)
         top = topk(lg)
-        greedy, cur = [], lg
+        greedy, margins, cur = [], [], lg
         for _ in range(n_predict):
             t = int(np.argmax(cur))
             greedy.append(t)
+            two = np.partition(cur, -2)[-2:]
+            margins.append(round(float(two[1] - two[0]), 4))
             llm.eval([t])
             cur = last_logits(llama_cpp, llm, n_vocab)
         out.append({
@@ -78,6 +80,7 @@ def generate(model_name: str, path: Path, spec: str, prompts: list[str], n_predi
             "top5": top,
             "top5_logits": [round(float(lg[t]), 4) for t in top],
             "greedy": greedy,
+            "greedy_margins": margins,   # top-1 minus top-2 logit at each greedy step
             "greedy_text": llm.detokenize(greedy).decode("utf-8", errors="replace"),
         })
     logits = np.stack(rows)
@@ -90,7 +93,8 @@ def generate(model_name: str, path: Path, spec: str, prompts: list[str], n_predi
         "llama_cpp_version": llama_cpp.__version__,
         "settings": {"n_ctx": N_CTX, "n_batch": N_CTX, "n_threads": N_THREADS, "seed": SEED,
                      "tokenize": "add_bos=True (follows the model's flags), special=False",
-                     "greedy": "argmax of raw logits, no sampler, not stopping at EOS"},
+                     "greedy": "argmax of raw logits, no sampler, not stopping at EOS",
+                     "flash_attn": False, "kv_type": "f32" if KV_TYPE == 0 else "f16"},
         "prompts": out,
     }
     del llm
