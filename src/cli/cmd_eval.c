@@ -20,7 +20,7 @@
 static void usage(void) {
     fprintf(stderr,
             "usage: heylookllm eval --model NAME|PATH (--prompts FILE | --prompt-tokens FILE)\n"
-            "                       [--n-predict N] [--logits-out FILE] [-t THREADS]\n"
+            "                       [--n-predict N] [--logits-out FILE] [--kv-type f16|f32] [-t THREADS]\n"
             "  --prompts FILE        one prompt per line; \\n \\t \\\\ escapes\n"
             "  --prompt-tokens FILE  one prompt per line as space-separated token ids\n");
 }
@@ -77,6 +77,7 @@ static step rank2(const float *x, int n) {
 int cmd_eval(int argc, char **argv) {
     const char *model_arg = NULL, *prompts = NULL, *token_file = NULL, *logits_out = NULL;
     int n_predict = 32, n_threads = 0;
+    bool kv_f32 = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
@@ -85,6 +86,14 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "--prompt-tokens") && has) token_file = argv[++i];
         else if (!strcmp(a, "--logits-out") && has) logits_out = argv[++i];
         else if (!strcmp(a, "--n-predict") && has) n_predict = atoi(argv[++i]);
+        else if (!strcmp(a, "--kv-type") && has) {
+            const char *v = argv[++i];
+            if (strcmp(v, "f16") && strcmp(v, "f32")) {
+                fprintf(stderr, "heylookllm eval: --kv-type is f16 or f32, not '%s'\n", v);
+                return 2;
+            }
+            kv_f32 = !strcmp(v, "f32");
+        }
         else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && has) n_threads = atoi(argv[++i]);
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
         else {
@@ -123,7 +132,7 @@ int cmd_eval(int argc, char **argv) {
     }
     const hl_hparams *hp = hl_model_hparams(m);
     hl_ctx_params cp = {.n_ctx = MAX_PROMPT + n_predict, .n_seq = 1, .n_batch = 512, .n_logits = 1,
-                        .n_threads = n_threads};
+                        .n_threads = n_threads, .kv_f32 = kv_f32};
     if (hl_ctx_new(&c, m, &cp, &e) < 0) {
         fprintf(stderr, "heylookllm eval: %s\n", e.msg);
         goto done;

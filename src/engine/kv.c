@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../backend/cpu/quant.h"
+
 struct hl_kv {
     hl_kv_shape s;
     int blocks_per_seq;   /* table length per sequence */
@@ -30,7 +32,11 @@ int hl_kv_new(hl_kv **out, const hl_kv_shape *shape, hl_err *e) {
     kv->s = *s;
     kv->blocks_per_seq = blocks_for(s->n_ctx);
     if (kv->s.n_blocks <= 0) kv->s.n_blocks = s->n_seq * kv->blocks_per_seq;
-    kv->row_bytes = (size_t)s->head_dim * sizeof(uint16_t);
+    if (s->type != HL_F16 && s->type != HL_F32) {
+        free(kv);
+        return hl_errf(e, "kv cache: element type %s is not supported (F16, F32)", hl_dtype_name(s->type));
+    }
+    kv->row_bytes = (size_t)s->head_dim * (s->type == HL_F32 ? sizeof(float) : sizeof(uint16_t));
     kv->half_bytes = kv->row_bytes * HL_KV_BLOCK * (size_t)s->n_kv_head;
     kv->block_bytes = kv->half_bytes * 2 * (size_t)s->n_layer;
     size_t total = kv->block_bytes * (size_t)kv->s.n_blocks;
@@ -101,16 +107,30 @@ int hl_kv_seq_len(const hl_kv *kv, int seq) {
     return seq >= 0 && seq < kv->s.n_seq ? kv->seq_len[seq] : 0;
 }
 
-static uint16_t *row(const hl_kv *kv, int layer, int which, int seq, int pos, int kv_head) {
+static void *row(const hl_kv *kv, int layer, int which, int seq, int pos, int kv_head) {
     int32_t id = kv->table[(size_t)seq * kv->blocks_per_seq + pos / HL_KV_BLOCK];
     uint8_t *b = kv->data + (size_t)id * kv->block_bytes + kv->half_bytes * (size_t)(2 * layer + which);
-    return (uint16_t *)(b + kv->row_bytes * ((size_t)kv_head * HL_KV_BLOCK + pos % HL_KV_BLOCK));
+    return b + kv->row_bytes * ((size_t)kv_head * HL_KV_BLOCK + pos % HL_KV_BLOCK);
 }
 
-uint16_t *hl_kv_k(const hl_kv *kv, int layer, int seq, int pos, int kv_head) {
+void *hl_kv_k(const hl_kv *kv, int layer, int seq, int pos, int kv_head) {
     return row(kv, layer, 0, seq, pos, kv_head);
 }
 
-uint16_t *hl_kv_v(const hl_kv *kv, int layer, int seq, int pos, int kv_head) {
+void *hl_kv_v(const hl_kv *kv, int layer, int seq, int pos, int kv_head) {
     return row(kv, layer, 1, seq, pos, kv_head);
+}
+
+hl_dtype hl_kv_type(const hl_kv *kv) { return kv->s.type; }
+
+void hl_kv_store(const hl_kv *kv, void *row, const float *src) {
+    if (kv->s.type == HL_F32) memcpy(row, src, kv->row_bytes);
+    else
+        for (int d = 0; d < kv->s.head_dim; d++) ((uint16_t *)row)[d] = hl_f32_to_f16(src[d]);
+}
+
+void hl_kv_load(const hl_kv *kv, const void *row, float *dst) {
+    if (kv->s.type == HL_F32) memcpy(dst, row, kv->row_bytes);
+    else
+        for (int d = 0; d < kv->s.head_dim; d++) dst[d] = hl_f16_to_f32(((const uint16_t *)row)[d]);
 }

@@ -9,9 +9,10 @@
  * HL_KV_BLOCK consecutive positions of one sequence, for every layer:
  * [layer][K|V][kv_head][token][row], so attention for one head walks
  * contiguous rows. A row is one (token, kv_head) vector of head_dim values in
- * the cache's element format; today that is f16. Quantized formats (8 or
- * 4 bits with a group size along head_dim) only change row_bytes and the
- * row store/load functions: block addressing is format-independent.
+ * the cache's element type: f16 (the default) or f32 (exact; used to verify
+ * against llama.cpp's most exact configuration). Quantized types (8 or 4
+ * bits with a group size along head_dim) only change row_bytes and
+ * hl_kv_store / hl_kv_load: block addressing is type-independent.
  *
  * Ownership and threads. The cache owns its memory and the per-sequence
  * block tables. Blocks are refcounted (a block may later be shared by
@@ -26,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../util/dtype.h"
 #include "../util/err.h"
 
 #define HL_KV_BLOCK 32
@@ -37,6 +39,7 @@ typedef struct hl_kv_shape {
     int n_seq;     /* sequence ids are [0, n_seq) */
     int n_ctx;     /* most positions one sequence may hold */
     int n_blocks;  /* blocks in the pool; 0 = n_seq * blocks(n_ctx) */
+    hl_dtype type; /* HL_F16 or HL_F32 (HL_F32 is 0: callers set it explicitly) */
 } hl_kv_shape;
 
 typedef struct hl_kv hl_kv;
@@ -53,9 +56,12 @@ void hl_kv_seq_truncate(hl_kv *kv, int seq, int n_pos);
 /* Positions currently reserved for seq. */
 int hl_kv_seq_len(const hl_kv *kv, int seq);
 
-/* Row of keys / values of (layer, seq, pos, kv_head); pos must be reserved.
- * f16 values, head_dim of them. */
-uint16_t *hl_kv_k(const hl_kv *kv, int layer, int seq, int pos, int kv_head);
-uint16_t *hl_kv_v(const hl_kv *kv, int layer, int seq, int pos, int kv_head);
+/* Row of keys / values of (layer, seq, pos, kv_head); pos must be reserved. */
+void *hl_kv_k(const hl_kv *kv, int layer, int seq, int pos, int kv_head);
+void *hl_kv_v(const hl_kv *kv, int layer, int seq, int pos, int kv_head);
+/* Element type of the rows, and conversion of one row from / to f32. */
+hl_dtype hl_kv_type(const hl_kv *kv);
+void hl_kv_store(const hl_kv *kv, void *row, const float *src);
+void hl_kv_load(const hl_kv *kv, const void *row, float *dst);
 
 #endif

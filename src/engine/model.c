@@ -374,7 +374,8 @@ int hl_ctx_new(hl_ctx **out, const hl_model *m, const hl_ctx_params *p, hl_err *
         return hl_errf(e, "context: cannot start %d threads", n);
     }
     hl_kv_shape ks = {.n_layer = hp->n_layer, .n_kv_head = hp->n_head_kv, .head_dim = hp->head_dim,
-                      .n_seq = c->p.n_seq, .n_ctx = c->p.n_ctx};
+                      .n_seq = c->p.n_seq, .n_ctx = c->p.n_ctx,
+                      .type = c->p.kv_f32 ? HL_F32 : HL_F16};
     if (hl_kv_new(&c->kv, &ks, e) < 0) {
         hl_pool_free(c->pool);
         free(c);
@@ -447,23 +448,24 @@ static void attn_task(void *arg, int task, int thread) {
     const float *q = c->q + ((size_t)t * hp->n_head + h) * hd;
     float *sc = c->scores + (size_t)thread * c->p.n_ctx;
     float qk[1024], qr[1024];
-    /* Queries and probabilities are rounded to f16, as the f16 cache's dot
-     * products do in llama.cpp, so both engines round alike. */
-    for (int d = 0; d < hd; d++) qr[d] = hl_f16_to_f32(hl_f32_to_f16(q[d]));
+    /* With an f16 cache, queries and attention weights are rounded to f16,
+     * as llama.cpp's f16 dot products round them, so both engines agree. */
+    bool f16 = hl_kv_type(c->kv) == HL_F16;
+    for (int d = 0; d < hd; d++) qr[d] = f16 ? hl_f16_to_f32(hl_f32_to_f16(q[d])) : q[d];
     for (int p = start; p <= pos; p++) {
-        const uint16_t *kr = hl_kv_k(c->kv, j->layer, seq, p, kvh);
-        for (int d = 0; d < hd; d++) qk[d] = hl_f16_to_f32(kr[d]);
+        hl_kv_load(c->kv, hl_kv_k(c->kv, j->layer, seq, p, kvh), qk);
         sc[p - start] = hl_cpu_dot(qr, qk, hd) * hp->attn_scale;
     }
     int n = pos - start + 1;
     hl_cpu_softmax(sc, n);
-    for (int i = 0; i < n; i++) sc[i] = hl_f16_to_f32(hl_f32_to_f16(sc[i]));
+    if (f16)
+        for (int i = 0; i < n; i++) sc[i] = hl_f16_to_f32(hl_f32_to_f16(sc[i]));
     float *o = c->att + ((size_t)t * hp->n_head + h) * hd;
     memset(o, 0, sizeof(float) * (size_t)hd);
     for (int p = start; p <= pos; p++) {
-        const uint16_t *vr = hl_kv_v(c->kv, j->layer, seq, p, kvh);
+        hl_kv_load(c->kv, hl_kv_v(c->kv, j->layer, seq, p, kvh), qk);
         float w = sc[p - start];
-        for (int d = 0; d < hd; d++) o[d] += w * hl_f16_to_f32(vr[d]);
+        for (int d = 0; d < hd; d++) o[d] += w * qk[d];
     }
 }
 
@@ -553,12 +555,8 @@ int hl_ctx_decode(hl_ctx *c, const hl_batch *b, hl_err *e) {
             hl_cpu_rope(qt, hp->n_head, hd, hp->n_rot, b->pos[t], base, scale, m->rope_freqs, hp->rope_neox);
             hl_cpu_rope(kt, hp->n_head_kv, hd, hp->n_rot, b->pos[t], base, scale, m->rope_freqs, hp->rope_neox);
             for (int h = 0; h < hp->n_head_kv; h++) {
-                uint16_t *kr = hl_kv_k(c->kv, il, b->seq[t], b->pos[t], h);
-                uint16_t *vr = hl_kv_v(c->kv, il, b->seq[t], b->pos[t], h);
-                for (int d = 0; d < hd; d++) {
-                    kr[d] = hl_f32_to_f16(kt[h * hd + d]);
-                    vr[d] = hl_f32_to_f16(vt[h * hd + d]);
-                }
+                hl_kv_store(c->kv, hl_kv_k(c->kv, il, b->seq[t], b->pos[t], h), kt + h * hd);
+                hl_kv_store(c->kv, hl_kv_v(c->kv, il, b->seq[t], b->pos[t], h), vt + h * hd);
             }
         }
         attn_job aj = {.c = c, .b = b, .layer = il};

@@ -75,6 +75,7 @@ typedef struct hl_ctx_params {
     int n_batch;    /* most tokens in one batch (0 = 512) */
     int n_logits;   /* most tokens with want_logits in one batch (0 = max(n_seq, 8)) */
     int n_threads;  /* 0 = all CPUs */
+    bool kv_f32;    /* keep the KV cache in f32 instead of f16 (exact; for verification) */
 } hl_ctx_params;
 
 typedef struct hl_batch {

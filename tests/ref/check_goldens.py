@@ -365,8 +365,9 @@ def run_eval(model_path: Path, lines: list[str], mode: str, n_predict: int, thre
              logits_out: Path | None, tmpdir: Path, timeout: float) -> list[dict]:
     inp = tmpdir / f"in-{mode}.txt"
     inp.write_text("".join(l + "\n" for l in lines), encoding="utf-8")
+    # The goldens are llama.cpp with an f32 KV cache: compare with ours in the same mode.
     cmd = [str(binary()), "eval", "--model", str(model_path), f"--{mode}", str(inp),
-           "--n-predict", str(n_predict), "-t", str(threads)]
+           "--n-predict", str(n_predict), "-t", str(threads), "--kv-type", "f32"]
     if logits_out is not None:
         cmd += ["--logits-out", str(logits_out)]
     try:

@@ -37,7 +37,8 @@ TEST(pool_runs_every_task_once) {
 TEST(kv_reserve_truncate_and_errors) {
     hl_kv *kv;
     hl_err e = {0};
-    hl_kv_shape s = {.n_layer = 2, .n_kv_head = 2, .head_dim = 8, .n_seq = 2, .n_ctx = 100};
+    hl_kv_shape s = {.n_layer = 2, .n_kv_head = 2, .head_dim = 8, .n_seq = 2, .n_ctx = 100,
+                     .type = HL_F16};
     CHECK(hl_kv_new(&kv, &s, &e) == 0);
     CHECK(hl_kv_seq_reserve(kv, 0, 40, &e) == 0);
     CHECK_EQ_INT(hl_kv_seq_len(kv, 0), 40);
@@ -45,9 +46,13 @@ TEST(kv_reserve_truncate_and_errors) {
     /* Rows of different (layer, seq, pos, head) never alias. */
     uint16_t *a = hl_kv_k(kv, 0, 0, 39, 1), *b = hl_kv_v(kv, 0, 0, 39, 1);
     uint16_t *c = hl_kv_k(kv, 1, 1, 39, 1), *d = hl_kv_k(kv, 0, 0, 38, 1);
+    float row[8] = {1, -2, 0.5f, 3, 0, 0, 0, 1e-3f}, back[8];
+    hl_kv_store(kv, c, row);
+    hl_kv_load(kv, c, back);
+    for (int i = 0; i < 8; i++) CHECK_NEAR(back[i], row[i], 1e-6);
     CHECK(a != b && a != c && a != d);
     a[7] = 0x3c00;
-    CHECK(hl_kv_k(kv, 0, 0, 39, 1)[7] == 0x3c00);
+    CHECK(((uint16_t *)hl_kv_k(kv, 0, 0, 39, 1))[7] == 0x3c00);
     CHECK(hl_kv_seq_reserve(kv, 0, 101, &e) < 0);
     CHECK_STR_CONTAINS(e.msg, "context full");
     CHECK_EQ_INT(hl_kv_seq_len(kv, 0), 40); /* failed call changed nothing */
@@ -64,7 +69,7 @@ TEST(kv_pool_smaller_than_demand_fails_cleanly) {
     hl_kv *kv;
     hl_err e = {0};
     hl_kv_shape s = {.n_layer = 1, .n_kv_head = 1, .head_dim = 4, .n_seq = 4, .n_ctx = 64,
-                     .n_blocks = 3};
+                     .n_blocks = 3, .type = HL_F32};
     CHECK(hl_kv_new(&kv, &s, &e) == 0);
     CHECK(hl_kv_seq_reserve(kv, 0, 64, &e) == 0); /* 2 blocks */
     CHECK(hl_kv_seq_reserve(kv, 1, 64, &e) < 0);  /* needs 2, 1 free */
