@@ -11,7 +11,7 @@ start=1
 [ "${1:-}" = "--no-start" ] && start=0
 
 # Debian packages the build, the tests and the fuzzers need.
-pkgs=(build-essential pkg-config clang libpcre2-dev libarchive-dev libssl-dev python3 python3-venv)
+pkgs=(build-essential pkg-config clang libclang-rt-dev libpcre2-dev libarchive-dev libssl-dev python3 python3-venv)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
