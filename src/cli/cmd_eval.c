@@ -164,22 +164,9 @@ int cmd_eval(int argc, char **argv) {
             }
         }
         hl_ctx_seq_truncate(c, 0, 0);
-        /* Prefill in chunks of n_batch; logits only for the last position. */
-        int32_t pos[512], seq[512];
-        bool want[512];
-        for (int i = 0; i < 512; i++) seq[i] = 0;
-        for (int done_n = 0; done_n < n;) {
-            int k = n - done_n < 512 ? n - done_n : 512;
-            for (int i = 0; i < k; i++) {
-                pos[i] = done_n + i;
-                want[i] = done_n + i == n - 1;
-            }
-            hl_batch b = {.n = k, .token = ids + done_n, .pos = pos, .seq = seq, .want_logits = want};
-            if (hl_ctx_decode(c, &b, &e) < 0) {
-                fprintf(stderr, "heylookllm eval: %s\n", e.msg);
-                goto done;
-            }
-            done_n += k;
+        if (hl_ctx_prefill(c, 0, ids, n, &e) < 0) {
+            fprintf(stderr, "heylookllm eval: %s\n", e.msg);
+            goto done;
         }
         const float *lg = hl_ctx_logits(c, 0);
         if (lo && fwrite(lg, sizeof(float), (size_t)hp->n_vocab, lo) != (size_t)hp->n_vocab) {

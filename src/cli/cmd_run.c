@@ -111,7 +111,7 @@ int cmd_run(int argc, char **argv) {
     const hl_tokenizer *tok = hl_model_tokenizer(m);
     hl_ctx_params cp = {.n_ctx = n_ctx, .n_seq = 1, .n_threads = n_threads, .n_logits = 1};
     if (hl_ctx_new(&c, m, &cp, &e) < 0) goto fail;
-    int ctx_size = hl_ctx_params_get(c)->n_ctx, n_batch = hl_ctx_params_get(c)->n_batch;
+    int ctx_size = hl_ctx_params_get(c)->n_ctx;
     size_t plen = strlen(prompt);
     int64_t n_prompt = hl_tokenize(tok, prompt, plen, true, parse_special, NULL, 0);
     if (n_prompt < 0) {
@@ -137,22 +137,8 @@ int cmd_run(int argc, char **argv) {
     if (hl_sampler_accept_prompt(smp, ids, (int32_t)n_prompt, &e) < 0) goto fail;
     double t_load = now_s() - t0;
 
-    /* Prefill in chunks of n_batch; logits for the last position only. */
     double t1 = now_s();
-    int32_t pos[512], seq[512];
-    bool want[512];
-    if (n_batch > 512) n_batch = 512;
-    memset(seq, 0, sizeof seq);
-    for (int done = 0; done < n_prompt;) {
-        int k = (int)n_prompt - done < n_batch ? (int)n_prompt - done : n_batch;
-        for (int i = 0; i < k; i++) {
-            pos[i] = done + i;
-            want[i] = done + i == n_prompt - 1;
-        }
-        hl_batch b = {.n = k, .token = ids + done, .pos = pos, .seq = seq, .want_logits = want};
-        if (hl_ctx_decode(c, &b, &e) < 0) goto fail;
-        done += k;
-    }
+    if (hl_ctx_prefill(c, 0, ids, (int)n_prompt, &e) < 0) goto fail;
     double t_prompt = now_s() - t1;
 
     double t2 = now_s();
@@ -187,7 +173,8 @@ int cmd_run(int argc, char **argv) {
             break;
         }
         bool w = true;
-        hl_batch b = {.n = 1, .token = &next, .pos = &n_pos, .seq = seq, .want_logits = &w};
+        int32_t seq0 = 0;
+        hl_batch b = {.n = 1, .token = &next, .pos = &n_pos, .seq = &seq0, .want_logits = &w};
         if (hl_ctx_decode(c, &b, &e) < 0) goto fail;
         n_pos++;
     }

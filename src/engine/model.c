@@ -345,6 +345,8 @@ struct hl_ctx {
     float *scores;      /* per thread [n_ctx] */
     int32_t *out_rows;  /* [n_logits] batch index of each logits row */
     int32_t *seq_next;  /* [n_seq] */
+    int32_t *pf_pos, *pf_seq; /* [n_batch] prefill batch positions and sequence ids */
+    bool *pf_want;            /* [n_batch] */
     int n_out;
 };
 
@@ -400,6 +402,9 @@ int hl_ctx_new(hl_ctx **out, const hl_model *m, const hl_ctx_params *p, hl_err *
     c->scores = zalloc((size_t)c->p.n_threads * (size_t)c->p.n_ctx, sizeof(float), &ok);
     c->out_rows = zalloc((size_t)c->p.n_logits, sizeof(int32_t), &ok);
     c->seq_next = zalloc((size_t)c->p.n_seq, sizeof(int32_t), &ok);
+    c->pf_pos = zalloc(B, sizeof(int32_t), &ok);
+    c->pf_seq = zalloc(B, sizeof(int32_t), &ok);
+    c->pf_want = zalloc(B, sizeof(bool), &ok);
     if (!ok) {
         hl_ctx_free(c);
         return hl_errf(e, "context: out of memory for the scratch of %d tokens; lower n_batch",
@@ -416,6 +421,7 @@ void hl_ctx_free(hl_ctx *c) {
     free(c->x), free(c->xb), free(c->q), free(c->k), free(c->v), free(c->att);
     free(c->hb), free(c->hb2), free(c->out_x), free(c->logits), free(c->mm_scratch);
     free(c->scores), free(c->out_rows), free(c->seq_next);
+    free(c->pf_pos), free(c->pf_seq), free(c->pf_want);
     free(c);
 }
 
@@ -501,6 +507,24 @@ static int check_batch(hl_ctx *c, const hl_batch *b, hl_err *e) {
     if (n_out > c->p.n_logits)
         return hl_errf(e, "decode: %d tokens want logits; this context returns at most %d", n_out,
                        c->p.n_logits);
+    return 0;
+}
+
+int hl_ctx_prefill(hl_ctx *c, int seq, const int32_t *ids, int n, hl_err *e) {
+    if (n < 1) return hl_errf(e, "prefill: no tokens");
+    int start = hl_kv_seq_len(c->kv, seq);
+    for (int done = 0; done < n;) {
+        int k = n - done < c->p.n_batch ? n - done : c->p.n_batch;
+        for (int i = 0; i < k; i++) {
+            c->pf_pos[i] = start + done + i;
+            c->pf_seq[i] = seq;
+            c->pf_want[i] = done + i == n - 1;
+        }
+        hl_batch b = {.n = k, .token = ids + done, .pos = c->pf_pos, .seq = c->pf_seq,
+                      .want_logits = c->pf_want};
+        if (hl_ctx_decode(c, &b, e) < 0) return -1;
+        done += k;
+    }
     return 0;
 }
 

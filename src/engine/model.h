@@ -95,6 +95,10 @@ const hl_ctx_params *hl_ctx_params_get(const hl_ctx *c);
 /* Runs the batch. Fails with no side effects on bad ids, positions that do
  * not continue their sequence, a full context, or more than n_batch tokens. */
 int hl_ctx_decode(hl_ctx *c, const hl_batch *b, hl_err *e);
+/* Feeds n tokens to one sequence, continuing it, in batches of at most
+ * n_batch; afterwards hl_ctx_logits(c, 0) holds the last token's logits.
+ * On failure the sequence keeps the positions of the batches that ran. */
+int hl_ctx_prefill(hl_ctx *c, int seq, const int32_t *ids, int n, hl_err *e);
 /* Logits of the i-th token (in batch order) that wanted them; n_vocab floats,
  * valid until the next decode. */
 const float *hl_ctx_logits(const hl_ctx *c, int i);

@@ -166,3 +166,10 @@ def test_eval_rejects_bad_token_ids(tmp):
     f.write_text("1 2 999999\n")
     r = hl("eval", "--model", m, "--prompt-tokens", f)
     assert r.returncode == 1 and "bad token ids" in r.stderr
+
+
+def test_prompt_longer_than_one_batch(tmp):
+    # 512 tokens a batch: a longer prompt is prefilled in several batches.
+    m = synth(tmp)
+    r = hl("run", "--model", m, "-c", 2048, "--prompt", "word " * 700, "-n", 4, "--temp", 0, check=True)
+    assert "generation 4 tokens" in r.stderr, r.stderr
