@@ -57,6 +57,11 @@ typedef struct hl_block_q8_0 { /* x = d * q */
     int8_t qs[HL_QK];
 } hl_block_q8_0;
 
+typedef struct hl_block_q8_1 { /* x = d * q; s = d * sum(q); activations only */
+    uint16_t d, s;
+    int8_t qs[HL_QK];
+} hl_block_q8_1;
+
 typedef struct hl_block_q2_k { /* 16 sub-blocks of 16: x = d*sc*q - dmin*mn */
     uint8_t scales[HL_QK_K / 16]; /* low nibble sc, high nibble mn */
     uint8_t qs[HL_QK_K / 4];      /* 2-bit quants */
@@ -101,6 +106,7 @@ static_assert(sizeof(hl_block_q4_1) == 20, "Q4_1 block");
 static_assert(sizeof(hl_block_q5_0) == 22, "Q5_0 block");
 static_assert(sizeof(hl_block_q5_1) == 24, "Q5_1 block");
 static_assert(sizeof(hl_block_q8_0) == 34, "Q8_0 block");
+static_assert(sizeof(hl_block_q8_1) == 36, "Q8_1 block");
 static_assert(sizeof(hl_block_q2_k) == 84, "Q2_K block");
 static_assert(sizeof(hl_block_q3_k) == 110, "Q3_K block");
 static_assert(sizeof(hl_block_q4_k) == 144, "Q4_K block");

@@ -1,0 +1,94 @@
+/* kernels.c - builds the kernel table of each path and picks the best one
+ * the CPU runs; see kernels.h.
+ *
+ * Feature detection uses the compiler's cpuid wrappers, which also check
+ * that the OS saves the wider registers (XGETBV), so a path is only entered
+ * where its instructions work. Tables are built once, under pthread_once.
+ */
+#include "kernels.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static hl_kernels tables[HL_PATH_COUNT];
+static int has_path[HL_PATH_COUNT];
+static const hl_kernels *best;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+hl_dtype hl_act_type(hl_dtype t) {
+    switch (t) {
+    case HL_Q4_0: case HL_Q5_0: case HL_Q8_0: return HL_Q8_0;
+    case HL_Q4_1: case HL_Q5_1: return HL_Q8_1;
+    case HL_Q2_K: case HL_Q3_K: case HL_Q4_K: case HL_Q5_K: case HL_Q6_K: return HL_Q8_K;
+    case HL_F16: return HL_F16;
+    case HL_BF16: return HL_BF16;
+    default: return HL_F32;
+    }
+}
+
+static void detect(void) {
+    has_path[HL_PATH_SCALAR] = 1;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    has_path[HL_PATH_AVX2] = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                             __builtin_cpu_supports("f16c");
+    has_path[HL_PATH_AVX512] = has_path[HL_PATH_AVX2] && __builtin_cpu_supports("avx512f") &&
+                               __builtin_cpu_supports("avx512bw") &&
+                               __builtin_cpu_supports("avx512vl") &&
+                               __builtin_cpu_supports("avx512dq") &&
+                               __builtin_cpu_supports("avx512vnni");
+#endif
+}
+
+static void build(void) {
+    detect();
+    hl_kernels *k = &tables[HL_PATH_SCALAR];
+    k->path = HL_PATH_SCALAR;
+    k->name = "scalar";
+    hl_kernels_fill_scalar_legacy(k);
+    hl_kernels_fill_scalar_k46(k);
+    hl_kernels_fill_scalar_k235(k);
+    hl_kernels_fill_scalar_float(k);
+    if (has_path[HL_PATH_AVX2]) {
+        k = &tables[HL_PATH_AVX2];
+        *k = tables[HL_PATH_SCALAR];
+        k->path = HL_PATH_AVX2;
+        k->name = "avx2";
+        hl_kernels_fill_avx2_legacy(k);
+        hl_kernels_fill_avx2_k46(k);
+        hl_kernels_fill_avx2_k235(k);
+        hl_kernels_fill_avx2_float(k);
+    }
+    if (has_path[HL_PATH_AVX512]) {
+        k = &tables[HL_PATH_AVX512];
+        *k = tables[HL_PATH_AVX2];
+        k->path = HL_PATH_AVX512;
+        k->name = "avx512";
+        hl_kernels_fill_avx512_legacy(k);
+        hl_kernels_fill_avx512_k46(k);
+        hl_kernels_fill_avx512_k235(k);
+        hl_kernels_fill_avx512_float(k);
+    }
+    hl_cpu_path p = HL_PATH_SCALAR;
+    for (int i = 0; i < HL_PATH_COUNT; i++)
+        if (has_path[i]) p = (hl_cpu_path)i;
+    const char *want = getenv("HL_CPU_PATH");
+    if (want)
+        for (int i = 0; i < (int)p; i++)
+            if (strcmp(want, tables[i].name) == 0) p = (hl_cpu_path)i;
+    best = &tables[p];
+}
+
+const hl_kernels *hl_kernels_best(void) {
+    pthread_once(&once, build);
+    return best;
+}
+
+const hl_kernels *hl_kernels_get(hl_cpu_path path) {
+    pthread_once(&once, build);
+    if ((int)path < 0 || path >= HL_PATH_COUNT || !has_path[path]) return NULL;
+    return &tables[path];
+}
+
+int hl_cpu_has_path(hl_cpu_path path) { return hl_kernels_get(path) != NULL; }
