@@ -8,11 +8,15 @@
  * A K-quant type on a tensor whose rows are not a multiple of 256 falls back
  * as llama.cpp's quantizer does (Q2_K/Q3_K -> Q4_0, Q4_K -> Q5_0, Q5_K ->
  * Q5_1, Q6_K -> Q8_0), and says so on stderr.
+ * --type Q4_K_M writes llama.cpp's Q4_K_M mix: Q4_K, with attn_v and
+ * ffn_down in Q6_K on the layers its quantizer gives more bits (the first
+ * and last eighth, and every third between) and a Q6_K output matrix.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../backend/cpu/quant.h"
 #include "../gguf/gguf.h"
@@ -38,6 +42,7 @@ typedef struct synth_opts {
     uint64_t seed;
     int n_swa;
     bool untied;
+    bool km_mix; /* Q4_K_M: Q6_K attn_v / ffn_down on some layers */
     int n_threads;
 } synth_opts;
 
@@ -48,7 +53,7 @@ static void usage(void) {
             "         [--output-type TYPE] [--untied] [--sliding-window N] [--seed S] [-t THREADS] -o OUT.gguf\n"
             "shapes:");
     for (size_t i = 0; i < sizeof SHAPES / sizeof SHAPES[0]; i++) fprintf(stderr, " %s", SHAPES[i].name);
-    fprintf(stderr, "\ntypes: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K\n");
+    fprintf(stderr, "\ntypes: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K Q4_K_M (mix)\n");
 }
 
 /* ---- deterministic random numbers ---- */
@@ -320,16 +325,20 @@ static int write_model(const synth_opts *o, const gguf_file *vocab, hl_err *e) {
     if (add_vector(w, o, "output_norm.weight", E, 1.0f, 0.1f, e) < 0) goto out;
     for (int i = 0; i < s->n_layer; i++) {
         char n[96];
+        /* llama.cpp's use_more_bits(i, n) for the Q4_K_M mix */
+        int L = s->n_layer;
+        bool more = i < L / 8 || i >= 7 * L / 8 || (i - L / 8) % 3 == 2;
+        int vd_type = o->km_mix && more ? HL_Q6_K : o->type;
 #define NAME(x) (snprintf(n, sizeof n, "blk.%d.%s", i, x), n)
         if (add_vector(w, o, NAME("attn_norm.weight"), E, 1.0f, 0.1f, e) < 0 ||
             add_matrix(w, pool, o, NAME("attn_q.weight"), o->type, E, qd, std, e) < 0 ||
             add_matrix(w, pool, o, NAME("attn_k.weight"), o->type, E, kvd, std, e) < 0 ||
-            add_matrix(w, pool, o, NAME("attn_v.weight"), o->type, E, kvd, std, e) < 0 ||
+            add_matrix(w, pool, o, NAME("attn_v.weight"), vd_type, E, kvd, std, e) < 0 ||
             add_matrix(w, pool, o, NAME("attn_output.weight"), o->type, qd, E, std, e) < 0 ||
             add_vector(w, o, NAME("ffn_norm.weight"), E, 1.0f, 0.1f, e) < 0 ||
             add_matrix(w, pool, o, NAME("ffn_gate.weight"), o->type, E, s->n_ff, std, e) < 0 ||
             add_matrix(w, pool, o, NAME("ffn_up.weight"), o->type, E, s->n_ff, std, e) < 0 ||
-            add_matrix(w, pool, o, NAME("ffn_down.weight"), o->type, s->n_ff, E, std, e) < 0)
+            add_matrix(w, pool, o, NAME("ffn_down.weight"), vd_type, s->n_ff, E, std, e) < 0)
             goto out;
         if (qwen && (add_vector(w, o, NAME("attn_q.bias"), qd, 0.0f, 0.1f, e) < 0 ||
                      add_vector(w, o, NAME("attn_k.bias"), kvd, 0.0f, 0.1f, e) < 0 ||
@@ -386,7 +395,10 @@ int cmd_synth(int argc, char **argv) {
             }
         } else if (!strcmp(a, "--arch")) o.arch = v;
         else if (!strcmp(a, "--shape")) shape_name = v;
-        else if (!strcmp(a, "--type")) o.type = hl_dtype_from_name(v);
+        else if (!strcmp(a, "--type")) {
+            o.km_mix = !strcasecmp(v, "Q4_K_M");
+            o.type = o.km_mix ? HL_Q4_K : hl_dtype_from_name(v);
+        }
         else if (!strcmp(a, "--output-type")) o.output_type = hl_dtype_from_name(v);
         else if (!strcmp(a, "--vocab-from")) o.vocab_from = v;
         else if (!strcmp(a, "--seed")) o.seed = strtoull(v, NULL, 10);
@@ -418,7 +430,7 @@ int cmd_synth(int argc, char **argv) {
                 fprintf(stderr, "heylookllm synth: --output-type %s is not a supported weight type\n", argv[i + 1]);
                 return 2;
             }
-        o.output_type = o.type;
+        o.output_type = o.km_mix ? HL_Q6_K : o.type;
     } else if (!hl_dtype_get((uint32_t)o.output_type)->supported) {
         fprintf(stderr, "heylookllm synth: --output-type is not a supported weight type\n");
         return 2;

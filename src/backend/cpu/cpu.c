@@ -1,35 +1,39 @@
-/* cpu.c - scalar reference kernels of the CPU backend; see cpu.h.
+/* cpu.c - the CPU backend's kernels outside the per-path tables; see cpu.h.
  *
- * The matmul has two shapes. Decode (one token) streams each weight row once
- * through the fused dequantize-dot of quant.c. Prefill (many tokens)
- * dequantizes a tile of ROWS weight rows into the thread's scratch and
- * multiplies it with every token, so each weight byte is decoded once per
- * batch and the activations of one token stay in L1 across the tile.
+ * The matmul quantizes its activations once per call to the type the
+ * weight's integer dot product reads (kernels.h), then hands out work:
+ *   decode (one token): chunks of weight rows, across every matrix of the
+ *     call, each row streamed once through the fused dequantize-dot;
+ *   prefill (many tokens): tiles of ROWS weight rows; a tile stays in L1/L2
+ *     while the tokens' quantized activations stream past it, HL_DOT_MAX_A
+ *     tokens per dot call, so each weight block is decoded once per group.
+ * Several matrices reading the same input (q/k/v, gate/up) run as one pool
+ * job, so a layer costs a handful of thread synchronizations.
  */
 #include "cpu.h"
 
 #include <math.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "quant.h"
 
-#define ROWS 16 /* weight rows per prefill task */
+#define ROWS 16    /* weight rows per prefill task */
+#define MAX_MATS 4 /* matrices of one hl_cpu_matmul_n call */
 
-size_t hl_cpu_matmul_scratch(int n_in, int n_tok, int n_threads) {
-    /* [rounded activations: n_tok * n_in][per thread: ROWS rows + one quantized row] */
-    size_t q_row = (size_t)n_in + 64; /* a Q8_K row (292/256 bytes per value) fits in n_in + 64 floats */
-    return (size_t)n_tok * n_in + (size_t)n_threads * ((size_t)ROWS * n_in + q_row);
+/* Bytes of one token's quantized activations, rounded up to 64. */
+static size_t act_row_bytes(hl_dtype at, int n_in) {
+    size_t b = hl_dtype_row_size(at, (uint64_t)n_in);
+    if (!b) b = (size_t)n_in * sizeof(float);
+    return (b + 63) & ~(size_t)63;
 }
 
-/* The activation type paired with weight type t (HL_F32: none). */
-static hl_dtype act_type(hl_dtype t) {
-    switch (t) {
-    case HL_Q4_0: case HL_Q4_1: case HL_Q5_0: case HL_Q5_1: case HL_Q8_0: return HL_Q8_0;
-    case HL_Q2_K: case HL_Q3_K: case HL_Q4_K: case HL_Q5_K: case HL_Q6_K: return HL_Q8_K;
-    case HL_F16: return HL_F16;
-    case HL_BF16: return HL_BF16;
-    default: return HL_F32;
-    }
+size_t hl_cpu_matmul_scratch(int n_in, int n_tok, int n_threads) {
+    (void)n_threads;
+    /* Up to MAX_MATS activation buffers of the widest type (F32 is never
+     * copied; F16/BF16 take 2 bytes per value, the Q8s less), in floats. */
+    size_t per = (size_t)n_tok * act_row_bytes(HL_F16, n_in);
+    return (MAX_MATS * per + 64) / sizeof(float) + 16;
 }
 
 float hl_cpu_dot(const float *a, const float *b, int n) {
@@ -47,75 +51,100 @@ void hl_cpu_get_row(const hl_mat *w, int r, float *out) {
 }
 
 typedef struct mm_job {
-    const hl_mat *w;
-    const float *x;
-    float *y;
-    int n_tok;
+    const hl_kernels *k;
+    int n_mats, n_tok, n_in;
+    const hl_mat *w[MAX_MATS];
+    float *y[MAX_MATS];
+    const uint8_t *act[MAX_MATS]; /* each matrix's quantized activations */
+    size_t act_stride[MAX_MATS];
+    int task0[MAX_MATS + 1];      /* first task of each matrix */
     int rows_per_task;
-    hl_dtype act;
-    float *xr;      /* rounded activations */
-    float *scratch; /* per thread */
-    size_t scratch_per_thread;
+    /* quantization: distinct activation types and their buffers */
+    int n_q;
+    hl_dtype q_type[MAX_MATS];
+    uint8_t *q_buf[MAX_MATS];
+    size_t q_stride[MAX_MATS];
+    const float *x;
 } mm_job;
 
-/* Rounds token t's activations through the weight's activation type. */
-static void mm_round_task(void *arg, int t, int thread) {
-    const mm_job *j = arg;
-    int n = j->w->n_in;
-    void *q = j->scratch + (size_t)thread * j->scratch_per_thread + (size_t)ROWS * n;
-    hl_quantize_row(j->act, j->x + (size_t)t * n, q, n);
-    hl_dequantize_row(j->act, q, j->xr + (size_t)t * n, n);
-}
-
-static void mm_decode_task(void *arg, int task, int thread) {
+static void mm_quant_task(void *arg, int t, int thread) {
     (void)thread;
     const mm_job *j = arg;
-    const hl_mat *w = j->w;
-    int r0 = task * j->rows_per_task, r1 = r0 + j->rows_per_task;
-    if (r1 > w->n_out) r1 = w->n_out;
-    const uint8_t *base = w->data;
-    for (int r = r0; r < r1; r++)
-        j->y[r] = hl_dot_row_f32(w->type, base + (size_t)r * w->row_bytes, j->x, w->n_in);
+    for (int i = 0; i < j->n_q; i++)
+        j->k->quant[j->q_type[i]](j->x + (size_t)t * j->n_in, j->q_buf[i] + (size_t)t * j->q_stride[i],
+                                  j->n_in);
 }
 
-static void mm_prefill_task(void *arg, int task, int thread) {
+static void mm_task(void *arg, int task, int thread) {
+    (void)thread;
     const mm_job *j = arg;
-    const hl_mat *w = j->w;
-    int r0 = task * ROWS, r1 = r0 + ROWS;
+    int m = 0;
+    while (task >= j->task0[m + 1]) m++;
+    const hl_mat *w = j->w[m];
+    hl_vec_dot_fn dot = j->k->dot[w->type];
+    int r0 = (task - j->task0[m]) * j->rows_per_task, r1 = r0 + j->rows_per_task;
     if (r1 > w->n_out) r1 = w->n_out;
-    const float *rows;
-    if (w->type == HL_F32) {
-        rows = (const float *)((const uint8_t *)w->data + (size_t)r0 * w->row_bytes);
+    const uint8_t *base = w->data, *act = j->act[m];
+    size_t as = j->act_stride[m];
+    float *y = j->y[m];
+    for (int t = 0; t < j->n_tok; t += HL_DOT_MAX_A) {
+        int na = j->n_tok - t < HL_DOT_MAX_A ? j->n_tok - t : HL_DOT_MAX_A;
+        for (int r = r0; r < r1; r++)
+            dot(w->n_in, base + (size_t)r * w->row_bytes, act + (size_t)t * as, as, na,
+                y + (size_t)t * w->n_out + r, (size_t)w->n_out);
+    }
+}
+
+void hl_cpu_matmul_n(hl_pool *pool, const hl_mat *const *w, int n_mats, const float *x, int n_tok,
+                     float *const *y, float *scratch) {
+    mm_job j = {.k = hl_kernels_best(), .n_mats = n_mats, .n_tok = n_tok, .n_in = w[0]->n_in, .x = x};
+    uint8_t *buf = (uint8_t *)scratch;
+    for (int m = 0; m < n_mats; m++) {
+        j.w[m] = w[m];
+        j.y[m] = y[m];
+        hl_dtype at = hl_act_type(w[m]->type);
+        if (at == HL_F32) { /* F32 weights read the floats themselves */
+            j.act[m] = (const uint8_t *)x;
+            j.act_stride[m] = (size_t)j.n_in * sizeof(float);
+            continue;
+        }
+        int q = 0;
+        while (q < j.n_q && j.q_type[q] != at) q++;
+        if (q == j.n_q) {
+            j.q_type[q] = at;
+            j.q_stride[q] = act_row_bytes(at, j.n_in);
+            j.q_buf[q] = buf;
+            buf += (size_t)n_tok * j.q_stride[q];
+            j.n_q++;
+        }
+        j.act[m] = j.q_buf[q];
+        j.act_stride[m] = j.q_stride[q];
+    }
+    if (j.n_q) {
+        if (n_tok == 1)
+            mm_quant_task(&j, 0, 0);
+        else
+            hl_pool_run(pool, mm_quant_task, &j, n_tok);
+    }
+    int total_rows = 0;
+    for (int m = 0; m < n_mats; m++) total_rows += w[m]->n_out;
+    if (n_tok == 1) {
+        /* Enough tasks for balance, few enough that handing them out is free. */
+        int n_tasks = hl_pool_threads(pool) * 8;
+        j.rows_per_task = (total_rows + n_tasks - 1) / n_tasks;
+        if (j.rows_per_task < 8) j.rows_per_task = 8;
     } else {
-        float *buf = j->scratch + (size_t)thread * j->scratch_per_thread;
-        for (int r = r0; r < r1; r++) hl_cpu_get_row(w, r, buf + (size_t)(r - r0) * w->n_in);
-        rows = buf;
+        j.rows_per_task = ROWS;
     }
-    for (int t = 0; t < j->n_tok; t++) {
-        const float *xt = j->x + (size_t)t * w->n_in;
-        float *yt = j->y + (size_t)t * w->n_out;
-        for (int r = r0; r < r1; r++) yt[r] = hl_cpu_dot(rows + (size_t)(r - r0) * w->n_in, xt, w->n_in);
-    }
+    j.task0[0] = 0;
+    for (int m = 0; m < n_mats; m++)
+        j.task0[m + 1] = j.task0[m] + (w[m]->n_out + j.rows_per_task - 1) / j.rows_per_task;
+    hl_pool_run(pool, mm_task, &j, j.task0[n_mats]);
 }
 
 void hl_cpu_matmul(hl_pool *pool, const hl_mat *w, const float *x, int n_tok, float *y,
                    float *scratch) {
-    mm_job j = {.w = w, .x = x, .y = y, .n_tok = n_tok, .act = act_type(w->type),
-                .xr = scratch, .scratch = scratch + (size_t)n_tok * w->n_in,
-                .scratch_per_thread = (size_t)ROWS * w->n_in + (size_t)w->n_in + 64};
-    if (j.act != HL_F32 && hl_dtype_row_size(j.act, (uint64_t)w->n_in)) {
-        hl_pool_run(pool, mm_round_task, &j, n_tok);
-        j.x = j.xr;
-    }
-    if (n_tok == 1) {
-        /* Enough tasks for balance, few enough that handing them out is free. */
-        int n_tasks = hl_pool_threads(pool) * 8;
-        j.rows_per_task = (w->n_out + n_tasks - 1) / n_tasks;
-        if (j.rows_per_task < 4) j.rows_per_task = 4;
-        hl_pool_run(pool, mm_decode_task, &j, (w->n_out + j.rows_per_task - 1) / j.rows_per_task);
-    } else {
-        hl_pool_run(pool, mm_prefill_task, &j, (w->n_out + ROWS - 1) / ROWS);
-    }
+    hl_cpu_matmul_n(pool, &w, 1, x, n_tok, &y, scratch);
 }
 
 void hl_cpu_rmsnorm(float *out, const float *x, const float *w, int n, float eps) {

@@ -7,9 +7,9 @@
  * Contract. Pure kernels over caller-owned memory: no allocation, no model
  * semantics. hl_cpu_matmul splits output rows across the pool's threads;
  * the other kernels run on the calling thread. The scratch handed to the
- * matmul holds hl_cpu_matmul_scratch(n_in) floats per pool thread.
- * These are the scalar reference paths; SIMD variants come later beside
- * them under the same names.
+ * matmul holds hl_cpu_matmul_scratch(n_in, n_tok, threads) floats. The
+ * matmul's inner kernels come from the best path this CPU runs
+ * (kernels.h: scalar, AVX2, AVX-512).
  */
 #ifndef HL_CPU_H
 #define HL_CPU_H
@@ -34,12 +34,17 @@ size_t hl_cpu_matmul_scratch(int n_in, int n_tok, int n_threads);
 
 /* y[t * w->n_out + o] = dot(W row o, x + t * w->n_in) for t < n_tok.
  * The activations are first rounded to the type the weight type's dot
- * product pairs with (Q8_0 for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0, Q8_K for the
+ * product pairs with (Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for the
  * K-quants, F16 / BF16 for those), as llama.cpp's CPU backend does, so the
  * two engines agree to the rounding of a float sum.
  * scratch: hl_cpu_matmul_scratch(w->n_in, n_tok, threads) floats. */
 void hl_cpu_matmul(hl_pool *pool, const hl_mat *w, const float *x, int n_tok, float *y,
                    float *scratch);
+/* The same for n_mats (1..4) matrices of equal n_in reading the same x
+ * (q/k/v, gate/up): activations are quantized once per activation type and
+ * all rows run as one pool job. y[m] receives matrix m's outputs. */
+void hl_cpu_matmul_n(hl_pool *pool, const hl_mat *const *w, int n_mats, const float *x, int n_tok,
+                     float *const *y, float *scratch);
 
 /* Row r of w as floats (n_in of them). */
 void hl_cpu_get_row(const hl_mat *w, int r, float *out);
