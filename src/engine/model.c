@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../backend/cpu/cpu.h"
+#include "../backend/cpu/vec.h"
 #include "../backend/cpu/quant.h"
 #include "kv.h"
 
@@ -350,6 +351,7 @@ struct hl_ctx {
     float *logits;      /* [n_logits][n_vocab] */
     float *mm_scratch;  /* per thread */
     float *scores;      /* per thread [n_ctx] */
+    float *rope_cs;     /* [2 bases][n_batch][n_rot]: cos/sin of each batch token */
     int32_t *out_rows;  /* [n_logits] batch index of each logits row */
     int32_t *seq_next;  /* [n_seq] */
     int32_t *pf_pos, *pf_seq; /* [n_batch] prefill batch positions and sequence ids */
@@ -407,6 +409,7 @@ int hl_ctx_new(hl_ctx **out, const hl_model *m, const hl_ctx_params *p, hl_err *
     c->logits = zalloc((size_t)c->p.n_logits * (size_t)hp->n_vocab, sizeof(float), &ok);
     c->mm_scratch = zalloc(hl_cpu_matmul_scratch(max_in, c->p.n_batch, c->p.n_threads), sizeof(float), &ok);
     c->scores = zalloc((size_t)c->p.n_threads * (size_t)c->p.n_ctx, sizeof(float), &ok);
+    c->rope_cs = zalloc(2 * B * (size_t)hp->n_rot, sizeof(float), &ok);
     c->out_rows = zalloc((size_t)c->p.n_logits, sizeof(int32_t), &ok);
     c->seq_next = zalloc((size_t)c->p.n_seq, sizeof(int32_t), &ok);
     c->pf_pos = zalloc(B, sizeof(int32_t), &ok);
@@ -427,7 +430,7 @@ void hl_ctx_free(hl_ctx *c) {
     hl_kv_free(c->kv);
     free(c->x), free(c->xb), free(c->q), free(c->k), free(c->v), free(c->att);
     free(c->hb), free(c->hb2), free(c->out_x), free(c->logits), free(c->mm_scratch);
-    free(c->scores), free(c->out_rows), free(c->seq_next);
+    free(c->scores), free(c->rope_cs), free(c->out_rows), free(c->seq_next);
     free(c->pf_pos), free(c->pf_seq), free(c->pf_want);
     free(c);
 }
@@ -448,11 +451,14 @@ typedef struct attn_job {
 } attn_job;
 
 /* One (token, head): scores over the sequence's visible positions, softmax,
- * weighted sum of values. Keys and values are read from the cache (f16). */
+ * weighted sum of values, reading the cache rows in place (f16 or f32).
+ * The scores live in a per-thread row of n_ctx floats: no (token x
+ * position) matrix is ever formed, so memory does not grow with the batch. */
 static void attn_task(void *arg, int task, int thread) {
     const attn_job *j = arg;
     hl_ctx *c = j->c;
     const hl_hparams *hp = &c->m->hp;
+    const hl_vec_ops *v = hl_vec_ops_best();
     int t = task / hp->n_head, h = task % hp->n_head;
     int hd = hp->head_dim, kvh = h / (hp->n_head / hp->n_head_kv);
     int seq = j->b->seq[t], pos = j->b->pos[t];
@@ -460,25 +466,28 @@ static void attn_task(void *arg, int task, int thread) {
     if (hp->swa[j->layer] && hp->n_swa > 0 && pos - hp->n_swa + 1 > 0) start = pos - hp->n_swa + 1;
     const float *q = c->q + ((size_t)t * hp->n_head + h) * hd;
     float *sc = c->scores + (size_t)thread * c->p.n_ctx;
-    float qk[1024], qr[1024];
+    float qr[1024];
     /* With an f16 cache, queries and attention weights are rounded to f16,
      * as llama.cpp's f16 dot products round them, so both engines agree. */
     bool f16 = hl_kv_type(c->kv) == HL_F16;
     for (int d = 0; d < hd; d++) qr[d] = f16 ? hl_f16_to_f32(hl_f32_to_f16(q[d])) : q[d];
-    for (int p = start; p <= pos; p++) {
-        hl_kv_load(c->kv, hl_kv_k(c->kv, j->layer, seq, p, kvh), qk);
-        sc[p - start] = hl_cpu_dot(qr, qk, hd) * hp->attn_scale;
-    }
     int n = pos - start + 1;
-    hl_cpu_softmax(sc, n);
+    for (int p = start; p <= pos; p++) {
+        const void *k = hl_kv_k(c->kv, j->layer, seq, p, kvh);
+        float d = f16 ? v->dot_f16_f32(k, qr, hd) : v->dot_f32(k, qr, hd);
+        sc[p - start] = d * hp->attn_scale;
+    }
+    v->softmax(sc, n);
     if (f16)
         for (int i = 0; i < n; i++) sc[i] = hl_f16_to_f32(hl_f32_to_f16(sc[i]));
     float *o = c->att + ((size_t)t * hp->n_head + h) * hd;
     memset(o, 0, sizeof(float) * (size_t)hd);
     for (int p = start; p <= pos; p++) {
-        hl_kv_load(c->kv, hl_kv_v(c->kv, j->layer, seq, p, kvh), qk);
-        float w = sc[p - start];
-        for (int d = 0; d < hd; d++) o[d] += w * qk[d];
+        const void *val = hl_kv_v(c->kv, j->layer, seq, p, kvh);
+        if (f16)
+            v->mad_f16(o, val, sc[p - start], hd);
+        else
+            v->mad_f32(o, val, sc[p - start], hd);
     }
 }
 
@@ -531,11 +540,10 @@ static void layer_task(void *arg, int t, int thread) {
             for (int h = 0; h < hp->n_head_kv; h++)
                 hl_cpu_rmsnorm(kt + h * hd, kt + h * hd, l->k_norm, hd, hp->rms_eps);
         }
-        bool swa = hp->swa[j->layer];
-        float base = swa ? hp->rope_base_swa : hp->rope_base, scale = swa ? 1.0f : hp->rope_scale;
+        const float *cs = c->rope_cs + ((size_t)(hp->swa[j->layer] ? c->p.n_batch : 0) + t) * hp->n_rot;
         int pos = j->b->pos[t], seq = j->b->seq[t];
-        hl_cpu_rope(qt, hp->n_head, hd, hp->n_rot, pos, base, scale, m->rope_freqs, hp->rope_neox);
-        hl_cpu_rope(kt, hp->n_head_kv, hd, hp->n_rot, pos, base, scale, m->rope_freqs, hp->rope_neox);
+        hl_cpu_rope_apply(qt, hp->n_head, hd, hp->n_rot, cs, hp->rope_neox);
+        hl_cpu_rope_apply(kt, hp->n_head_kv, hd, hp->n_rot, cs, hp->rope_neox);
         for (int h = 0; h < hp->n_head_kv; h++) {
             hl_kv_store(c->kv, hl_kv_k(c->kv, j->layer, seq, pos, h), kt + h * hd);
             hl_kv_store(c->kv, hl_kv_v(c->kv, j->layer, seq, pos, h), vt + h * hd);
@@ -549,10 +557,7 @@ static void layer_task(void *arg, int t, int thread) {
         break;
     case STAGE_FFN_ACT: {
         float *g = c->hb + (size_t)t * F, *u = c->hb2 + (size_t)t * F;
-        if (gemma)
-            for (int i = 0; i < F; i++) g[i] = hl_cpu_gelu(g[i]) * u[i];
-        else
-            for (int i = 0; i < F; i++) g[i] = hl_cpu_silu(g[i]) * u[i];
+        (gemma ? hl_vec_ops_best()->gelu_mul : hl_vec_ops_best()->silu_mul)(g, u, F);
         break;
     }
     case STAGE_FFN_RESID:
@@ -639,6 +644,17 @@ int hl_ctx_decode(hl_ctx *c, const hl_batch *b, hl_err *e) {
         hl_cpu_get_row(&m->tok_embd, b->token[t], xt);
         if (hp->embd_scale != 1.0f)
             for (int i = 0; i < E; i++) xt[i] *= hp->embd_scale;
+    }
+    /* The rope rotation of each token, for the global base and (gemma) the
+     * sliding-window layers' base. */
+    bool any_swa = false;
+    for (int il = 0; il < hp->n_layer; il++) any_swa |= hp->swa[il];
+    for (int t = 0; t < T; t++) {
+        hl_cpu_rope_table(c->rope_cs + (size_t)t * hp->n_rot, hp->n_rot, b->pos[t], hp->rope_base,
+                          hp->rope_scale, m->rope_freqs);
+        if (any_swa)
+            hl_cpu_rope_table(c->rope_cs + ((size_t)c->p.n_batch + t) * hp->n_rot, hp->n_rot,
+                              b->pos[t], hp->rope_base_swa, 1.0f, m->rope_freqs);
     }
     for (int il = 0; il < hp->n_layer; il++) {
         const hl_layer *l = &m->layers[il];

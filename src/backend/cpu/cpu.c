@@ -157,21 +157,36 @@ void hl_cpu_rmsnorm(float *out, const float *x, const float *w, int n, float eps
         for (int i = 0; i < n; i++) out[i] = x[i] * scale;
 }
 
-void hl_cpu_rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float base, float scale,
-                 const float *freq_factors, int neox) {
-    int half = n_rot / 2;
-    for (int i = 0; i < half; i++) {
+void hl_cpu_rope_table(float *cs, int n_rot, int pos, float base, float scale,
+                       const float *freq_factors) {
+    for (int i = 0; i < n_rot / 2; i++) {
         float theta = scale * (float)pos * powf(base, -2.0f * (float)i / (float)n_rot);
         if (freq_factors) theta /= freq_factors[i];
-        float c = cosf(theta), s = sinf(theta);
-        for (int h = 0; h < n_heads; h++) {
-            float *v = x + (size_t)h * head_dim;
+        cs[2 * i] = cosf(theta);
+        cs[2 * i + 1] = sinf(theta);
+    }
+}
+
+void hl_cpu_rope_apply(float *x, int n_heads, int head_dim, int n_rot, const float *cs, int neox) {
+    int half = n_rot / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * head_dim;
+        for (int i = 0; i < half; i++) {
+            float c = cs[2 * i], s = cs[2 * i + 1];
             int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
             float x0 = v[a], x1 = v[b];
             v[a] = x0 * c - x1 * s;
             v[b] = x0 * s + x1 * c;
         }
     }
+}
+
+void hl_cpu_rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float base, float scale,
+                 const float *freq_factors, int neox) {
+    float cs[2 * 512];
+    if (n_rot > 512) n_rot = 512;
+    hl_cpu_rope_table(cs, n_rot, pos, base, scale, freq_factors);
+    hl_cpu_rope_apply(x, n_heads, head_dim, n_rot, cs, neox);
 }
 
 void hl_cpu_softmax(float *x, int n) {

@@ -56,6 +56,11 @@ void hl_cpu_rmsnorm(float *out, const float *x, const float *w, int n, float eps
  * position pos: adjacent pairs, or (i, i + n_rot/2) pairs when neox. */
 void hl_cpu_rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float base, float scale,
                  const float *freq_factors, int neox);
+/* The same in two steps: the cos/sin table of one position (n_rot floats,
+ * cos and sin interleaved), then its application to any number of heads. */
+void hl_cpu_rope_table(float *cs, int n_rot, int pos, float base, float scale,
+                       const float *freq_factors);
+void hl_cpu_rope_apply(float *x, int n_heads, int head_dim, int n_rot, const float *cs, int neox);
 void hl_cpu_softmax(float *x, int n);
 float hl_cpu_silu(float x);
 float hl_cpu_gelu(float x); /* tanh approximation */

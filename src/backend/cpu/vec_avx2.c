@@ -1,0 +1,218 @@
+/* vec_avx2.c - the AVX2 + FMA + F16C float vector helpers; see vec.h.
+ * Compiled with those -m flags; vec.c enters it only on CPUs that have
+ * them.
+ *
+ * 8 floats per vector. Halves are widened with vcvtph2ps (exact). Dots
+ * keep four vector accumulators (32 partial sums, enough independent FMA
+ * chains to hide the FMA latency) and add them at the end; the mads are
+ * y = fma(a, x, y) per element. The last n % 8 elements use masked float
+ * loads and stores (vmaskmovps: masked-off lanes read as zero and are
+ * neither read nor written in memory) and, for halves, a zero-padded copy.
+ */
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "vec.h"
+
+/* Lanes 0..m-1 of a 32-bit mask set, for 0 <= m < 8. */
+static inline __m256i first_lanes(int m) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(m), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* 8 halves widened to floats. */
+static inline __m256 load8_f16(const uint16_t *h) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+}
+
+/* The first m < 8 halves widened, the other lanes zero. */
+static inline __m256 load_f16_tail(const uint16_t *h, int m) {
+    uint16_t t[8] = {0};
+    memcpy(t, h, sizeof(uint16_t) * (size_t)m);
+    return load8_f16(t);
+}
+
+static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline float hsum4(__m256 s0, __m256 s1, __m256 s2, __m256 s3) {
+    return hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+}
+
+static float dot_f32(const float *a, const float *b, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    if (i < n) {
+        const __m256i m = first_lanes(n - i);
+        s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), s1);
+    }
+    return hsum4(s0, s1, s2, s3);
+}
+
+static float dot_f16_f32(const uint16_t *a_half, const float *b, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(load8_f16(a_half + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(load8_f16(a_half + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+        s2 = _mm256_fmadd_ps(load8_f16(a_half + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+        s3 = _mm256_fmadd_ps(load8_f16(a_half + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(load8_f16(a_half + i), _mm256_loadu_ps(b + i), s0);
+    if (i < n) {
+        const __m256 bt = _mm256_maskload_ps(b + i, first_lanes(n - i));
+        s1 = _mm256_fmadd_ps(load_f16_tail(a_half + i, n - i), bt, s1);
+    }
+    return hsum4(s0, s1, s2, s3);
+}
+
+static void mad_f32(float *y, const float *x, float a, int n) {
+    const __m256 av = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i,
+                         _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    if (i < n) {
+        const __m256i m = first_lanes(n - i);
+        const __m256 r =
+            _mm256_fmadd_ps(av, _mm256_maskload_ps(x + i, m), _mm256_maskload_ps(y + i, m));
+        _mm256_maskstore_ps(y + i, m, r);
+    }
+}
+
+static void mad_f16(float *y, const uint16_t *x_half, float a, int n) {
+    const __m256 av = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, load8_f16(x_half + i), _mm256_loadu_ps(y + i)));
+    if (i < n) {
+        const __m256i m = first_lanes(n - i);
+        const __m256 r =
+            _mm256_fmadd_ps(av, load_f16_tail(x_half + i, n - i), _mm256_maskload_ps(y + i, m));
+        _mm256_maskstore_ps(y + i, m, r);
+    }
+}
+
+static void scale_f32(float *y, float a, int n) {
+    const __m256 av = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(y + i), av));
+    if (i < n) {
+        const __m256i m = first_lanes(n - i);
+        _mm256_maskstore_ps(y + i, m, _mm256_mul_ps(_mm256_maskload_ps(y + i, m), av));
+    }
+}
+
+/* e^x for 8 floats: x = k ln2 + r with |r| <= ln2/2 (ln2 split in two
+ * parts so k ln2 is exact), e^r by its degree-6 Taylor polynomial (error
+ * below 2^-24 on that interval), 2^k built in the exponent bits. Inputs
+ * below -87.3 give 0, above 88.7 give +inf, as expf does. */
+static inline __m256 exp8(__m256 x) {
+    const __m256 hi = _mm256_set1_ps(88.72283f), lo = _mm256_set1_ps(-87.33654f);
+    __m256 over = _mm256_cmp_ps(x, hi, _CMP_GT_OQ), under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+    __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    /* 2^k may be 2^128 at the top of the range: scale in two steps */
+    __m256i ki = _mm256_cvtps_epi32(k);
+    __m256i k1 = _mm256_srai_epi32(ki, 1), k2 = _mm256_sub_epi32(ki, k1);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, _mm256_set1_epi32(127)), 23));
+    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k2, _mm256_set1_epi32(127)), 23));
+    __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+    y = _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), over);
+    return _mm256_blendv_ps(y, _mm256_setzero_ps(), under);
+}
+
+static inline __m256 silu8(__m256 x) {
+    __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+    return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+}
+
+/* 0.5 x (1 + tanh(y)) = x - x / (e^{2y} + 1) */
+static inline __m256 gelu8(__m256 x) {
+    const __m256 k = _mm256_set1_ps(0.7978845608028654f), c = _mm256_set1_ps(0.044715f);
+    __m256 y = _mm256_mul_ps(k, _mm256_fmadd_ps(_mm256_mul_ps(c, x), _mm256_mul_ps(x, x), x));
+    __m256 e = exp8(_mm256_add_ps(y, y));
+    return _mm256_sub_ps(x, _mm256_div_ps(x, _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
+}
+
+static void silu_mul(float *g, const float *u, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(silu8(_mm256_loadu_ps(g + i)), _mm256_loadu_ps(u + i)));
+    if (i < n) {
+        __m256i m = first_lanes(n - i);
+        __m256 v = silu8(_mm256_maskload_ps(g + i, m));
+        _mm256_maskstore_ps(g + i, m, _mm256_mul_ps(v, _mm256_maskload_ps(u + i, m)));
+    }
+}
+
+static void gelu_mul(float *g, const float *u, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(gelu8(_mm256_loadu_ps(g + i)), _mm256_loadu_ps(u + i)));
+    if (i < n) {
+        __m256i m = first_lanes(n - i);
+        __m256 v = gelu8(_mm256_maskload_ps(g + i, m));
+        _mm256_maskstore_ps(g + i, m, _mm256_mul_ps(v, _mm256_maskload_ps(u + i, m)));
+    }
+}
+
+static void softmax(float *x, int n) {
+    __m256 mx8 = _mm256_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) mx8 = _mm256_max_ps(mx8, _mm256_loadu_ps(x + i));
+    float mx = -INFINITY, tail[8];
+    _mm256_storeu_ps(tail, mx8);
+    for (int j = 0; j < 8; j++) mx = tail[j] > mx ? tail[j] : mx;
+    for (int j = i; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+    __m256 m = _mm256_set1_ps(mx), sum8 = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));
+        _mm256_storeu_ps(x + i, e);
+        sum8 = _mm256_add_ps(sum8, e);
+    }
+    double sum = hsum(sum8);
+    if (i < n) {
+        __m256i lanes = first_lanes(n - i);
+        __m256 e = exp8(_mm256_sub_ps(_mm256_maskload_ps(x + i, lanes), m));
+        e = _mm256_and_ps(e, _mm256_castsi256_ps(lanes));
+        _mm256_maskstore_ps(x + i, lanes, e);
+        sum += hsum(e);
+    }
+    scale_f32(x, (float)(1.0 / sum), n);
+}
+
+const hl_vec_ops hl_vec_avx2_table = {
+    .name = "avx2",
+    .dot_f32 = dot_f32,
+    .dot_f16_f32 = dot_f16_f32,
+    .mad_f32 = mad_f32,
+    .mad_f16 = mad_f16,
+    .scale_f32 = scale_f32,
+    .silu_mul = silu_mul,
+    .gelu_mul = gelu_mul,
+    .softmax = softmax,
+};

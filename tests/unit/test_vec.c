@@ -1,0 +1,179 @@
+/* test_vec.c - the float vector helpers (vec.h): the scalar table against
+ * double-precision arithmetic, the AVX2 table (where this CPU has it)
+ * against the scalar one, on every size 1..300 (so every tail length) at
+ * unaligned offsets, plus guards that nothing past n is written and that
+ * the dispatched functions use the chosen table.
+ *
+ * Bounds: dots to 1e-5 relative to sum |a_i b_i|, the kernels' bound (a
+ * lost or doubled term would be off by ~1/n of it); mads to 2^-22 relative to |y| + |a x| (the
+ * AVX2 path fuses the multiply-add, the scalar one rounds the product);
+ * scale exactly (one rounding either way).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "../../src/backend/cpu/quant.h"
+#include "../../src/backend/cpu/vec.h"
+#include "test.h"
+
+#define VMAX 300
+#define GUARD 12345.0f
+
+static uint64_t vr_state;
+static float vr_uniform(void) { /* in [-1, 1) */
+    vr_state = vr_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((double)(vr_state >> 11) * 0x1p-52 - 1.0);
+}
+
+typedef struct vec_data {
+    float a[VMAX + 1], b[VMAX + 1], y[VMAX + 2];
+    uint16_t h[VMAX + 1];
+} vec_data;
+
+/* Random rows starting one element in (unaligned for vectors). */
+static void fill(vec_data *d, int n) {
+    for (int i = 0; i <= n; i++) {
+        d->a[i] = vr_uniform() * 4;
+        d->b[i] = vr_uniform();
+        d->h[i] = hl_f32_to_f16(vr_uniform() * 3);
+        d->y[i] = vr_uniform() * 2;
+    }
+    d->y[n + 1] = GUARD;
+}
+
+static void check_dots(const hl_vec_ops *k, const vec_data *d, int n) {
+    const float *a = d->a + 1, *b = d->b + 1;
+    const uint16_t *h = d->h + 1;
+    double exact = 0, mag = 0, exact_h = 0, mag_h = 0;
+    for (int i = 0; i < n; i++) {
+        exact += (double)a[i] * b[i];
+        mag += fabs((double)a[i] * b[i]);
+        exact_h += (double)hl_f16_to_f32(h[i]) * b[i];
+        mag_h += fabs((double)hl_f16_to_f32(h[i]) * b[i]);
+    }
+    const hl_vec_ops *ref = hl_vec_ops_scalar();
+    float got = k->dot_f32(a, b, n), got_h = k->dot_f16_f32(h, b, n);
+    if (k == ref) {
+        CHECK_NEAR(got, exact, 1e-5 * mag + 1e-30);
+        CHECK_NEAR(got_h, exact_h, 1e-5 * mag_h + 1e-30);
+    } else {
+        CHECK_NEAR(got, ref->dot_f32(a, b, n), 1e-5 * mag + 1e-30);
+        CHECK_NEAR(got_h, ref->dot_f16_f32(h, b, n), 1e-5 * mag_h + 1e-30);
+    }
+}
+
+/* y := y0 + a x (or y0 * a) by k and by double arithmetic or the scalar
+ * table; the element past n must stay GUARD. */
+static void check_updates(const hl_vec_ops *k, const vec_data *d, int n) {
+    const hl_vec_ops *ref = hl_vec_ops_scalar();
+    const float s = d->b[0] * 3;
+    float y[VMAX + 2], r[VMAX + 2];
+    int bad = 0;
+    for (int op = 0; op < 3; op++) {
+        memcpy(y, d->y, sizeof y);
+        memcpy(r, d->y, sizeof r);
+        if (op == 0) {
+            k->mad_f32(y + 1, d->a + 1, s, n);
+            ref->mad_f32(r + 1, d->a + 1, s, n);
+        } else if (op == 1) {
+            k->mad_f16(y + 1, d->h + 1, s, n);
+            ref->mad_f16(r + 1, d->h + 1, s, n);
+        } else {
+            k->scale_f32(y + 1, s, n);
+            ref->scale_f32(r + 1, s, n);
+        }
+        for (int i = 1; i <= n; i++) {
+            const double x = op == 0 ? d->a[i] : op == 1 ? hl_f16_to_f32(d->h[i]) : 0;
+            const double want = op == 2 ? (double)d->y[i] * s : (double)d->y[i] + (double)s * x;
+            const double tol =
+                op == 2 ? fabs(want) * 0x1p-24 : (fabs(d->y[i]) + fabs(s * x)) * 0x1p-23;
+            bad += !(fabs(y[i] - want) <= tol) || !(fabs(y[i] - r[i]) <= 2 * tol);
+        }
+        bad += y[0] != d->y[0] || y[n + 1] != GUARD;
+    }
+    if (bad)
+        hl_test_fail(__FILE__, __LINE__, "%s updates n=%d: %d wrong elements", k->name, n, bad);
+    hl_test_checks++;
+}
+
+TEST(vec_every_path_matches_the_reference) {
+    const hl_vec_ops *paths[2] = {hl_vec_ops_scalar(), hl_vec_ops_avx2()};
+    CHECK(paths[0] != NULL);
+    if (!paths[1]) fprintf(stderr, "  vec: no AVX2 on this CPU: skipped\n");
+    static vec_data d;
+    for (int p = 0; p < 2; p++) {
+        if (!paths[p]) continue;
+        vr_state = 99;
+        for (int n = 0; n <= VMAX; n++) {
+            fill(&d, n);
+            check_dots(paths[p], &d, n);
+            check_updates(paths[p], &d, n);
+        }
+    }
+}
+
+TEST(vec_dispatch_uses_the_best_table) {
+    const hl_vec_ops *best = hl_vec_ops_best();
+    CHECK(best == hl_vec_ops_scalar() || (best != NULL && best == hl_vec_ops_avx2()));
+    const char *want = getenv("HL_CPU_PATH");
+    if (hl_vec_ops_avx2() && !(want && strcmp(want, "scalar") == 0))
+        CHECK(best == hl_vec_ops_avx2());
+    static vec_data d;
+    vr_state = 7;
+    fill(&d, 37);
+    float y[VMAX + 2], r[VMAX + 2];
+    memcpy(y, d.y, sizeof y);
+    memcpy(r, d.y, sizeof r);
+    CHECK(hl_vec_dot_f32(d.a, d.b, 37) == best->dot_f32(d.a, d.b, 37));
+    CHECK(hl_vec_dot_f16_f32(d.h, d.b, 37) == best->dot_f16_f32(d.h, d.b, 37));
+    hl_vec_mad_f32(y, d.a, 0.5f, 37);
+    hl_vec_mad_f16(y, d.h, -0.25f, 37);
+    hl_vec_scale_f32(y, 3.0f, 37);
+    best->mad_f32(r, d.a, 0.5f, 37);
+    best->mad_f16(r, d.h, -0.25f, 37);
+    best->scale_f32(r, 3.0f, 37);
+    CHECK(memcmp(y, r, sizeof y) == 0);
+}
+
+/* The exp-based ops against the libm reference (scalar path): the AVX2 exp
+ * is a polynomial, so agreement is to a few ulp, over the whole input range
+ * including the overflow / underflow ends and tails of every length. */
+TEST(vec_activations_and_softmax_match_libm) {
+    const hl_vec_ops *ref = hl_vec_ops_scalar(), *k = hl_vec_ops_avx2();
+    if (!k) {
+        fprintf(stderr, "  vec: no AVX2 on this CPU: skipped\n");
+        k = ref;
+    }
+    static float g[VMAX], g2[VMAX], u[VMAX], x[VMAX], x2[VMAX];
+    vr_state = 5;
+    int bad = 0;
+    for (int n = 1; n <= VMAX; n += 7) {
+        for (int i = 0; i < n; i++) {
+            double r = (vr_uniform() + 1.0) / 2; /* [0, 1) */
+            g[i] = g2[i] = (float)((r - 0.5) * (i % 5 == 0 ? 220.0 : 16.0)); /* some beyond +-88 */
+            u[i] = (float)(r * 3 - 1);
+            x[i] = x2[i] = (float)((r - 0.5) * 60.0);
+        }
+        ref->silu_mul(g, u, n);
+        k->silu_mul(g2, u, n);
+        for (int i = 0; i < n; i++)
+            bad += !(fabsf(g[i] - g2[i]) <= 4e-7f * fabsf(g[i]) + 1e-30f);
+        for (int i = 0; i < n; i++) g[i] = g2[i] = x[i] / 6;
+        ref->gelu_mul(g, u, n);
+        k->gelu_mul(g2, u, n);
+        for (int i = 0; i < n; i++) /* x - x/(e+1) cancels where gelu is near 0 */
+            bad += !(fabsf(g[i] - g2[i]) <= 1e-6f * (fabsf(x[i] / 6) + 1) * fabsf(u[i]) + 1e-30f);
+        ref->softmax(x, n);
+        k->softmax(x2, n);
+        double s = 0;
+        for (int i = 0; i < n; i++) {
+            bad += !(fabsf(x[i] - x2[i]) <= 1e-6f * x[i] + 1e-12f);
+            s += x2[i];
+        }
+        bad += !(fabs(s - 1) < 1e-5);
+    }
+    CHECK_EQ_INT(bad, 0);
+    float big[3] = {1000.0f, -1000.0f, 0.0f}, one[3] = {1, 1, 1};
+    k->silu_mul(big, one, 3);
+    CHECK(big[0] == 1000.0f && big[1] == 0.0f && big[2] == 0.0f);
+}
