@@ -1,5 +1,311 @@
-/* kern_legacy_avx2.c - placeholder: this path's kernels for these types are not written
- * yet, so the table keeps the entries of the path below. */
-#include "kernels.h"
+/* kern_legacy_avx2.c - AVX2 (+FMA, F16C) kernels of the 32-element block
+ * types Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 and the Q8_0 / Q8_1 activation
+ * quantizers; same results as kern_legacy.c up to the order of the float
+ * additions (kernels.h).
+ *
+ * Math. A weight block decodes to one 32-byte vector, element j in byte j:
+ * the unsigned 4- or 5-bit codes q, or Q8_0's signed values c. Against an
+ * activation block a (int8 codes in [-127, 127], as every Q8 quantizer
+ * here and in llama.cpp produces), maddubs gives 16 exact i16 pair sums:
+ *   Q4_0 / Q5_0:  maddubs(q, a) - maddubs(off, a), off = 8 | 16, which is
+ *                 sum((q - off) a) pairwise (each term < 2 * 31 * 127);
+ *   Q8_0:         maddubs(|c|, a * sign(c)) (each < 2 * 128 * 127 < 2^15);
+ *   Q4_1 / Q5_1:  maddubs(q, a), and maddubs(1, a) for sum(a), which the
+ *                 min term needs (see kern_legacy.c);
+ * madd with ones widens them to 8 i32 lanes totalling the block's exact
+ * integer sum.
+ *
+ * Blocks go in groups of 4: the 4 lane vectors are reduced (unpacks and
+ * adds) to one vector whose lane j is block j's sum, converted to float
+ * once and multiply-added with the 4 scale products dw * da (and m * da);
+ * the f16 scales are packed through a general register and converted with
+ * one vcvtph2ps. A weight group is decoded once for all n_a activation
+ * rows. Leftover blocks take a per-block path. (Groups of 8, as the
+ * AVX-512 file uses, need more than 16 vector registers: measured slower.)
+ *
+ * Quantizers round to nearest even with id = 127 / amax, as llama.cpp's
+ * AVX code does. Pure functions over caller memory: thread-safe, no
+ * allocation; loads are unaligned and stay inside the rows.
+ */
+#include <immintrin.h>
+#include <string.h>
 
-void hl_kernels_fill_avx2_legacy(hl_kernels *k) { (void)k; }
+#include "kernels.h"
+#include "quant.h"
+
+#define INLINE static inline __attribute__((always_inline))
+#define GROUP 4 /* blocks reduced together */
+
+INLINE float half(const void *p) {
+    uint16_t h;
+    memcpy(&h, p, sizeof h);
+    return _cvtsh_ss(h);
+}
+
+INLINE uint64_t load_u16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, sizeof h);
+    return h;
+}
+
+/* The f16 values at p, p + stride, p + 2 stride, p + 3 stride, as floats. */
+INLINE __m128 halves4(const uint8_t *p, size_t stride) {
+    const uint64_t v = load_u16(p) | load_u16(p + stride) << 16 | load_u16(p + 2 * stride) << 32 |
+                       load_u16(p + 3 * stride) << 48;
+    return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)v));
+}
+
+/* Bytes 0..15 the low nibbles of qs, bytes 16..31 the high nibbles. */
+INLINE __m256i nibbles(const uint8_t *qs) {
+    const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    const __m256i shifted = _mm256_srlv_epi32(both, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+    return _mm256_and_si256(shifted, _mm256_set1_epi8(0x0f));
+}
+
+/* Byte j = 0xff when bit j of the little-endian u32 at qh is set, else 0. */
+INLINE __m256i bit_bytes(const uint8_t *qh) {
+    uint32_t h;
+    memcpy(&h, qh, sizeof h);
+    const __m256i spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32((int)h),
+        _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+}
+
+INLINE __m256i widen_pairs(__m256i p16) {
+    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+}
+
+/* --- per-type traits, constant after inlining ------------------------- */
+
+INLINE size_t wbytes(hl_dtype t) {
+    switch (t) {
+    case HL_Q4_0:
+        return sizeof(hl_block_q4_0);
+    case HL_Q4_1:
+        return sizeof(hl_block_q4_1);
+    case HL_Q5_0:
+        return sizeof(hl_block_q5_0);
+    case HL_Q5_1:
+        return sizeof(hl_block_q5_1);
+    default:
+        return sizeof(hl_block_q8_0);
+    }
+}
+
+INLINE int has_min(hl_dtype t) {
+    return t == HL_Q4_1 || t == HL_Q5_1;
+}
+INLINE int offset(hl_dtype t) {
+    return t == HL_Q4_0 ? 8 : t == HL_Q5_0 ? 16 : 0;
+}
+
+/* Decoded weight block: u the unsigned codes (Q4/Q5) or signed values
+ * (Q8_0), and for Q8_0 |values|. */
+typedef struct wcodes {
+    __m256i u, mag;
+} wcodes;
+
+INLINE wcodes decode(hl_dtype t, const uint8_t *blk) {
+    wcodes r;
+    switch (t) {
+    case HL_Q4_0:
+        r.u = nibbles(((const hl_block_q4_0 *)blk)->qs);
+        break;
+    case HL_Q4_1:
+        r.u = nibbles(((const hl_block_q4_1 *)blk)->qs);
+        break;
+    case HL_Q5_0: {
+        const hl_block_q5_0 *b = (const hl_block_q5_0 *)blk;
+        const __m256i high = _mm256_and_si256(bit_bytes(b->qh), _mm256_set1_epi8(0x10));
+        r.u = _mm256_or_si256(nibbles(b->qs), high);
+        break;
+    }
+    case HL_Q5_1: {
+        const hl_block_q5_1 *b = (const hl_block_q5_1 *)blk;
+        const __m256i high = _mm256_and_si256(bit_bytes(b->qh), _mm256_set1_epi8(0x10));
+        r.u = _mm256_or_si256(nibbles(b->qs), high);
+        break;
+    }
+    default:
+        r.u = _mm256_loadu_si256((const __m256i *)((const hl_block_q8_0 *)blk)->qs);
+        r.mag = _mm256_sign_epi8(r.u, r.u);
+        return r;
+    }
+    r.mag = r.u;
+    return r;
+}
+
+INLINE size_t abytes(hl_dtype t) {
+    return has_min(t) ? sizeof(hl_block_q8_1) : sizeof(hl_block_q8_0);
+}
+INLINE size_t acodes(hl_dtype t) {
+    return has_min(t) ? offsetof(hl_block_q8_1, qs) : offsetof(hl_block_q8_0, qs);
+}
+
+/* 8 i32 lanes totalling the block's integer sum: *p sum((u - off) a) or,
+ * for Q8_0, sum(u a); *s sum(a) for the _1 types. */
+INLINE void block_sums(hl_dtype t, wcodes w, const uint8_t *ab, __m256i *p, __m256i *s) {
+    const __m256i a = _mm256_loadu_si256((const __m256i *)(ab + acodes(t)));
+    if (t == HL_Q8_0) {
+        *p = widen_pairs(_mm256_maddubs_epi16(w.mag, _mm256_sign_epi8(a, w.u)));
+        return;
+    }
+    __m256i p16 = _mm256_maddubs_epi16(w.u, a);
+    if (has_min(t))
+        *s = widen_pairs(_mm256_maddubs_epi16(_mm256_set1_epi8(1), a));
+    else
+        p16 = _mm256_sub_epi16(p16, _mm256_maddubs_epi16(_mm256_set1_epi8((char)offset(t)), a));
+    *p = widen_pairs(p16);
+}
+
+/* Lane j of the result = the total of v[j]'s 8 lanes. */
+INLINE __m128i totals4(const __m256i v[GROUP]) {
+    const __m256i p01 =
+        _mm256_add_epi32(_mm256_unpacklo_epi32(v[0], v[1]), _mm256_unpackhi_epi32(v[0], v[1]));
+    const __m256i p23 =
+        _mm256_add_epi32(_mm256_unpacklo_epi32(v[2], v[3]), _mm256_unpackhi_epi32(v[2], v[3]));
+    const __m256i q =
+        _mm256_add_epi32(_mm256_unpacklo_epi64(p01, p23), _mm256_unpackhi_epi64(p01, p23));
+    return _mm_add_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+}
+
+/* The total of v's 8 lanes and w's 4. */
+INLINE float hsum(__m256 v, __m128 w) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, w);
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* The whole row; t and (for the specialised calls) n_a are constants. Group
+ * sums accumulate in acc4, leftover blocks in acc. */
+INLINE void dot_rows(hl_dtype t, int n, const uint8_t *w, const uint8_t *a, size_t a_stride,
+                     int n_a, float *out, size_t out_stride) {
+    const size_t wb = wbytes(t), ab = abytes(t);
+    const int nb = n / HL_QK;
+    __m256 acc[HL_DOT_MAX_A];
+    __m128 acc4[HL_DOT_MAX_A];
+    for (int k = 0; k < n_a; k++) {
+        acc[k] = _mm256_setzero_ps();
+        acc4[k] = _mm_setzero_ps();
+    }
+    int ib = 0;
+    for (; ib + GROUP <= nb; ib += GROUP) {
+        const uint8_t *wg = w + ib * wb;
+        wcodes u[GROUP];
+#pragma GCC unroll 4
+        for (int j = 0; j < GROUP; j++) u[j] = decode(t, wg + j * wb);
+        const __m128 dw = halves4(wg, wb);
+        const __m128 m = has_min(t) ? halves4(wg + 2, wb) : dw;
+#pragma GCC unroll 4
+        for (int k = 0; k < n_a; k++) {
+            const uint8_t *ag = a + k * a_stride + ib * ab;
+            __m256i p[GROUP], s[GROUP];
+#pragma GCC unroll 4
+            for (int j = 0; j < GROUP; j++) block_sums(t, u[j], ag + j * ab, &p[j], &s[j]);
+            const __m128 da = halves4(ag, ab);
+            acc4[k] = _mm_fmadd_ps(_mm_cvtepi32_ps(totals4(p)), _mm_mul_ps(dw, da), acc4[k]);
+            if (has_min(t))
+                acc4[k] = _mm_fmadd_ps(_mm_cvtepi32_ps(totals4(s)), _mm_mul_ps(m, da), acc4[k]);
+        }
+    }
+    for (; ib < nb; ib++) {
+        const uint8_t *wblk = w + ib * wb;
+        const wcodes u = decode(t, wblk);
+        const float dw = half(wblk), m = has_min(t) ? half(wblk + 2) : 0.0f;
+        for (int k = 0; k < n_a; k++) {
+            const uint8_t *ablk = a + k * a_stride + ib * ab;
+            __m256i p, s;
+            block_sums(t, u, ablk, &p, &s);
+            const float da = half(ablk);
+            acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * da), acc[k]);
+            if (has_min(t))
+                acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(m * da), acc[k]);
+        }
+    }
+    for (int k = 0; k < n_a; k++) out[k * out_stride] = hsum(acc[k], acc4[k]);
+}
+
+/* One kernel per type, specialised for decode (1 row) and prefill (4). */
+#define DEFINE_DOT(name, type)                                                                     \
+    static void name(int n, const void *w, const void *a, size_t a_stride, int n_a, float *out,    \
+                     size_t out_stride) {                                                          \
+        if (n_a == 1)                                                                              \
+            dot_rows(type, n, w, a, a_stride, 1, out, out_stride);                                 \
+        else if (n_a == 4)                                                                         \
+            dot_rows(type, n, w, a, a_stride, 4, out, out_stride);                                 \
+        else                                                                                       \
+            dot_rows(type, n, w, a, a_stride, n_a, out, out_stride);                               \
+    }
+
+DEFINE_DOT(dot_q4_0, HL_Q4_0)
+DEFINE_DOT(dot_q4_1, HL_Q4_1)
+DEFINE_DOT(dot_q5_0, HL_Q5_0)
+DEFINE_DOT(dot_q5_1, HL_Q5_1)
+DEFINE_DOT(dot_q8_0, HL_Q8_0)
+
+/* --- activation quantizers ----------------------------------------------- */
+
+/* Quantizes 32 floats to codes; returns d = amax / 127 and, in *sum, the
+ * total of the codes. */
+INLINE float quant_block(const float *x, int8_t *q, int *sum) {
+    __m256 v[4], amax = _mm256_setzero_ps();
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int i = 0; i < 4; i++) {
+        v[i] = _mm256_loadu_ps(x + 8 * i);
+        amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[i]));
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float mx = _mm_cvtss_f32(m4);
+    const __m256 id = _mm256_set1_ps(mx != 0.0f ? 127.0f / mx : 0.0f);
+    __m256i i32[4];
+    for (int i = 0; i < 4; i++) i32[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], id)); /* RNE */
+    const __m256i s =
+        _mm256_add_epi32(_mm256_add_epi32(i32[0], i32[1]), _mm256_add_epi32(i32[2], i32[3]));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(1, 0, 3, 2)));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(2, 3, 0, 1)));
+    *sum = _mm_cvtsi128_si32(s4);
+    /* Packing works within 128-bit lanes: the bytes come out as 4-lane
+     * groups 0 2 4 6 1 3 5 7; one dword permute restores the order. */
+    const __m256i p16a = _mm256_packs_epi32(i32[0], i32[1]);
+    const __m256i p16b = _mm256_packs_epi32(i32[2], i32[3]);
+    const __m256i p8 = _mm256_packs_epi16(p16a, p16b);
+    const __m256i fixed =
+        _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)q, fixed);
+    return mx / 127.0f;
+}
+
+static void quant_q8_0(const float *x, void *dst, int n) {
+    hl_block_q8_0 *b = dst;
+    for (int i = 0; i < n / HL_QK; i++) {
+        int sum;
+        b[i].d = _cvtss_sh(quant_block(x + i * HL_QK, b[i].qs, &sum), _MM_FROUND_TO_NEAREST_INT);
+    }
+}
+
+static void quant_q8_1(const float *x, void *dst, int n) {
+    hl_block_q8_1 *b = dst;
+    for (int i = 0; i < n / HL_QK; i++) {
+        int sum;
+        const float d = quant_block(x + i * HL_QK, b[i].qs, &sum);
+        b[i].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+        b[i].s = _cvtss_sh(d * (float)sum, _MM_FROUND_TO_NEAREST_INT);
+    }
+}
+
+void hl_kernels_fill_avx2_legacy(hl_kernels *k) {
+    k->dot[HL_Q4_0] = dot_q4_0;
+    k->dot[HL_Q4_1] = dot_q4_1;
+    k->dot[HL_Q5_0] = dot_q5_0;
+    k->dot[HL_Q5_1] = dot_q5_1;
+    k->dot[HL_Q8_0] = dot_q8_0;
+    k->quant[HL_Q8_0] = quant_q8_0;
+    k->quant[HL_Q8_1] = quant_q8_1;
+}
