@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../../src/backend/cpu/cpu.h"
+#include "../../src/backend/cpu/kernels.h"
 #include "../../src/backend/cpu/quant.h"
 #include "../../src/engine/kv.h"
 #include "../../src/util/pool.h"
@@ -99,16 +100,17 @@ TEST(matmul_matches_naive_for_decode_and_prefill) {
         size_t rb = hl_dtype_row_size(types[ti], n_in);
         for (int r = 0; r < n_out; r++) hl_quantize_row(types[ti], w + r * n_in, q + r * rb, n_in);
         hl_mat m = {q, types[ti], n_in, n_out, rb};
-        /* The activations are rounded through the type paired with the weights. */
-        const hl_dtype act[] = {HL_F32, HL_F16, HL_Q8_0, HL_Q8_K};
+        /* The activations are rounded through the type paired with the
+         * weights, by the quantizer of the kernel path the matmul uses. */
+        hl_dtype at = hl_act_type(types[ti]);
         float *xr = malloc(sizeof(float) * n_in * 5);
         uint8_t *xq = malloc(hl_dtype_row_size(HL_F32, n_in));
         for (int t = 0; t < 5; t++) {
-            if (act[ti] == HL_F32) {
+            if (at == HL_F32) {
                 memcpy(xr + t * n_in, x + t * n_in, sizeof(float) * n_in);
             } else {
-                hl_quantize_row(act[ti], x + t * n_in, xq, n_in);
-                hl_dequantize_row(act[ti], xq, xr + t * n_in, n_in);
+                hl_kernels_best()->quant[at](x + t * n_in, xq, n_in);
+                hl_dequantize_row(at, xq, xr + t * n_in, n_in);
             }
         }
         for (int T = 1; T <= 5; T += 4) {
