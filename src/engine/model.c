@@ -472,22 +472,31 @@ static void attn_task(void *arg, int task, int thread) {
     bool f16 = hl_kv_type(c->kv) == HL_F16;
     for (int d = 0; d < hd; d++) qr[d] = f16 ? hl_f16_to_f32(hl_f32_to_f16(q[d])) : q[d];
     int n = pos - start + 1;
-    for (int p = start; p <= pos; p++) {
+    /* Positions in one cache block are contiguous rows: walk block runs. */
+    for (int p = start; p <= pos;) {
+        int run = HL_KV_BLOCK - p % HL_KV_BLOCK;
+        if (run > pos + 1 - p) run = pos + 1 - p;
         const void *k = hl_kv_k(c->kv, j->layer, seq, p, kvh);
-        float d = f16 ? v->dot_f16_f32(k, qr, hd) : v->dot_f32(k, qr, hd);
-        sc[p - start] = d * hp->attn_scale;
+        if (f16)
+            v->dots_f16(sc + (p - start), k, run, qr, hd);
+        else
+            v->dots_f32(sc + (p - start), k, run, qr, hd);
+        p += run;
     }
+    v->scale_f32(sc, hp->attn_scale, n);
     v->softmax(sc, n);
-    if (f16)
-        for (int i = 0; i < n; i++) sc[i] = hl_f16_to_f32(hl_f32_to_f16(sc[i]));
+    if (f16) v->round_f16(sc, n);
     float *o = c->att + ((size_t)t * hp->n_head + h) * hd;
     memset(o, 0, sizeof(float) * (size_t)hd);
-    for (int p = start; p <= pos; p++) {
+    for (int p = start; p <= pos;) {
+        int run = HL_KV_BLOCK - p % HL_KV_BLOCK;
+        if (run > pos + 1 - p) run = pos + 1 - p;
         const void *val = hl_kv_v(c->kv, j->layer, seq, p, kvh);
         if (f16)
-            v->mad_f16(o, val, sc[p - start], hd);
+            v->wsum_f16(o, val, run, sc + (p - start), hd);
         else
-            v->mad_f32(o, val, sc[p - start], hd);
+            v->wsum_f32(o, val, run, sc + (p - start), hd);
+        p += run;
     }
 }
 

@@ -177,3 +177,53 @@ TEST(vec_activations_and_softmax_match_libm) {
     k->silu_mul(big, one, 3);
     CHECK(big[0] == 1000.0f && big[1] == 0.0f && big[2] == 0.0f);
 }
+
+/* The cache-block attention ops against the row helpers of the scalar path,
+ * for head sizes with and without a multiple-of-8 / 64 fast path. */
+TEST(vec_block_attention_ops_match_the_reference) {
+    const hl_vec_ops *ref = hl_vec_ops_scalar(), *k = hl_vec_ops_avx2();
+    if (!k) k = ref;
+    enum { NR = 33, DMAX = 256 };
+    static float rows[NR * DMAX], q[DMAX], w[NR], o1[DMAX], o2[DMAX], s1[NR], s2[NR];
+    static uint16_t hrows[NR * DMAX];
+    const int dims[] = {1, 7, 8, 24, 64, 72, 128, 200, 256};
+    vr_state = 11;
+    int bad = 0;
+    for (size_t di = 0; di < sizeof dims / sizeof *dims; di++) {
+        int dim = dims[di];
+        for (int i = 0; i < NR * dim; i++) {
+            rows[i] = vr_uniform();
+            hrows[i] = hl_f32_to_f16(rows[i]);
+        }
+        for (int i = 0; i < dim; i++) q[i] = vr_uniform();
+        for (int i = 0; i < NR; i++) w[i] = (vr_uniform() + 1) / NR;
+        for (int h = 0; h < 2; h++) {
+            for (int n = 1; n <= NR; n += 8) {
+                if (h) {
+                    ref->dots_f16(s1, hrows, n, q, dim);
+                    k->dots_f16(s2, hrows, n, q, dim);
+                } else {
+                    ref->dots_f32(s1, rows, n, q, dim);
+                    k->dots_f32(s2, rows, n, q, dim);
+                }
+                for (int i = 0; i < n; i++) bad += !(fabsf(s1[i] - s2[i]) <= 1e-5f * dim);
+                for (int i = 0; i < dim; i++) o1[i] = o2[i] = vr_uniform();
+                if (h) {
+                    ref->wsum_f16(o1, hrows, n, w, dim);
+                    k->wsum_f16(o2, hrows, n, w, dim);
+                } else {
+                    ref->wsum_f32(o1, rows, n, w, dim);
+                    k->wsum_f32(o2, rows, n, w, dim);
+                }
+                for (int i = 0; i < dim; i++) bad += !(fabsf(o1[i] - o2[i]) <= 1e-5f);
+            }
+        }
+    }
+    CHECK_EQ_INT(bad, 0);
+    float x1[19], x2[19];
+    for (int i = 0; i < 19; i++) x1[i] = x2[i] = vr_uniform() * 1000;
+    ref->round_f16(x1, 19);
+    k->round_f16(x2, 19);
+    CHECK(memcmp(x1, x2, sizeof x1) == 0);
+    CHECK(x1[3] == hl_f16_to_f32(hl_f32_to_f16(x1[3])));
+}

@@ -77,6 +77,26 @@ static void softmax(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] *= inv;
 }
 
+static void dots_f32(float *out, const float *rows, int n, const float *q, int dim) {
+    for (int i = 0; i < n; i++) out[i] = dot_f32(rows + (size_t)i * dim, q, dim);
+}
+
+static void dots_f16(float *out, const uint16_t *rows, int n, const float *q, int dim) {
+    for (int i = 0; i < n; i++) out[i] = dot_f16_f32(rows + (size_t)i * dim, q, dim);
+}
+
+static void wsum_f32(float *out, const float *rows, int n, const float *w, int dim) {
+    for (int i = 0; i < n; i++) mad_f32(out, rows + (size_t)i * dim, w[i], dim);
+}
+
+static void wsum_f16(float *out, const uint16_t *rows, int n, const float *w, int dim) {
+    for (int i = 0; i < n; i++) mad_f16(out, rows + (size_t)i * dim, w[i], dim);
+}
+
+static void round_f16(float *x, int n) {
+    for (int i = 0; i < n; i++) x[i] = hl_f16_to_f32(hl_f32_to_f16(x[i]));
+}
+
 static const hl_vec_ops scalar_table = {
     .name = "scalar",
     .dot_f32 = dot_f32,
@@ -87,6 +107,11 @@ static const hl_vec_ops scalar_table = {
     .silu_mul = silu_mul,
     .gelu_mul = gelu_mul,
     .softmax = softmax,
+    .dots_f32 = dots_f32,
+    .dots_f16 = dots_f16,
+    .wsum_f32 = wsum_f32,
+    .wsum_f16 = wsum_f16,
+    .round_f16 = round_f16,
 };
 
 static const hl_vec_ops *avx2; /* NULL when the CPU lacks it */

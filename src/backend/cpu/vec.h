@@ -33,6 +33,13 @@ typedef struct hl_vec_ops {
     void (*silu_mul)(float *g, const float *u, int n); /* g = silu(g) * u */
     void (*gelu_mul)(float *g, const float *u, int n); /* g = gelu_tanh(g) * u */
     void (*softmax)(float *x, int n);                  /* in place, n >= 1 */
+    /* Attention over n contiguous rows of dim values (one cache block):
+     * out[i] = row_i . q, and out += sum_i w[i] row_i. */
+    void (*dots_f32)(float *out, const float *rows, int n, const float *q, int dim);
+    void (*dots_f16)(float *out, const uint16_t *rows, int n, const float *q, int dim);
+    void (*wsum_f32)(float *out, const float *rows, int n, const float *w, int dim);
+    void (*wsum_f16)(float *out, const uint16_t *rows, int n, const float *w, int dim);
+    void (*round_f16)(float *x, int n); /* x = float(half(x)), nearest even */
 } hl_vec_ops;
 
 /* sum a[i] * b[i] */

@@ -205,6 +205,67 @@ static void softmax(float *x, int n) {
     scale_f32(x, (float)(1.0 / sum), n);
 }
 
+/* Attention over a cache block. Rows of a multiple of 8 values take the
+ * register-blocked loops; other widths fall back to the row helpers. */
+static void dots_f32(float *out, const float *rows, int n, const float *q, int dim) {
+    for (int i = 0; i < n; i++) out[i] = dot_f32(rows + (size_t)i * dim, q, dim);
+}
+
+static void dots_f16(float *out, const uint16_t *rows, int n, const float *q, int dim) {
+    if (dim % 8 || dim > 256) {
+        for (int i = 0; i < n; i++) out[i] = dot_f16_f32(rows + (size_t)i * dim, q, dim);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        const uint16_t *r = rows + (size_t)i * dim;
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+        int d = 0;
+        for (; d + 16 <= dim; d += 16) {
+            s0 = _mm256_fmadd_ps(load8_f16(r + d), _mm256_loadu_ps(q + d), s0);
+            s1 = _mm256_fmadd_ps(load8_f16(r + d + 8), _mm256_loadu_ps(q + d + 8), s1);
+        }
+        if (d < dim) s0 = _mm256_fmadd_ps(load8_f16(r + d), _mm256_loadu_ps(q + d), s0);
+        out[i] = hsum(_mm256_add_ps(s0, s1));
+    }
+}
+
+/* out[0..64) += sum_i w[i] rows[i][0..64) with out held in 8 registers. */
+#define WSUM_CHUNK(LOAD)                                                                           \
+    do {                                                                                           \
+        __m256 a[8];                                                                               \
+        for (int k = 0; k < 8; k++) a[k] = _mm256_loadu_ps(out + d + 8 * k);                       \
+        for (int i = 0; i < n; i++) {                                                              \
+            const __m256 wv = _mm256_set1_ps(w[i]);                                                \
+            for (int k = 0; k < 8; k++)                                                            \
+                a[k] = _mm256_fmadd_ps(wv, LOAD(rows + (size_t)i * dim + d + 8 * k), a[k]);        \
+        }                                                                                          \
+        for (int k = 0; k < 8; k++) _mm256_storeu_ps(out + d + 8 * k, a[k]);                       \
+    } while (0)
+
+static void wsum_f32(float *out, const float *rows, int n, const float *w, int dim) {
+    int d = 0;
+    for (; d + 64 <= dim; d += 64) WSUM_CHUNK(_mm256_loadu_ps);
+    for (int i = 0; d < dim && i < n; i++) mad_f32(out + d, rows + (size_t)i * dim + d, w[i], dim - d);
+}
+
+static void wsum_f16(float *out, const uint16_t *rows, int n, const float *w, int dim) {
+    int d = 0;
+    for (; d + 64 <= dim; d += 64) WSUM_CHUNK(load8_f16);
+    for (int i = 0; d < dim && i < n; i++) mad_f16(out + d, rows + (size_t)i * dim + d, w[i], dim - d);
+}
+
+static void round_f16(float *x, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(h));
+    }
+    for (; i < n; i++) {
+        __m128i h = _mm_cvtps_ph(_mm_set_ss(x[i]), _MM_FROUND_TO_NEAREST_INT);
+        x[i] = _mm_cvtss_f32(_mm_cvtph_ps(h));
+    }
+}
+
 const hl_vec_ops hl_vec_avx2_table = {
     .name = "avx2",
     .dot_f32 = dot_f32,
@@ -215,4 +276,9 @@ const hl_vec_ops hl_vec_avx2_table = {
     .silu_mul = silu_mul,
     .gelu_mul = gelu_mul,
     .softmax = softmax,
+    .dots_f32 = dots_f32,
+    .dots_f16 = dots_f16,
+    .wsum_f32 = wsum_f32,
+    .wsum_f16 = wsum_f16,
+    .round_f16 = round_f16,
 };
