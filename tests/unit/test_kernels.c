@@ -185,3 +185,54 @@ TEST(kernels_act_type_pairs) {
     CHECK_EQ_INT(hl_act_type(HL_F16), HL_F16);
     CHECK_EQ_INT(hl_act_type(HL_F32), HL_F32);
 }
+
+/* Every path's gemm (where it has one) against its dot on the same rows:
+ * all tile shapes 1..4 x 1..4, odd strides. */
+TEST(kernels_gemm_tiles_match_dot) {
+    int tested = 0;
+    for (int p = 0; p < HL_PATH_COUNT; p++) {
+        const hl_kernels *k = hl_kernels_get((hl_cpu_path)p);
+        if (!k) continue;
+        for (size_t ti = 0; ti < sizeof weight_types / sizeof *weight_types; ti++) {
+            hl_dtype wt = weight_types[ti], at = hl_act_type(wt);
+            if (!k->gemm[wt]) continue;
+            tested++;
+            int bs = (int)hl_dtype_get(wt)->block_elems;
+            if (bs < 256) bs = at == HL_Q8_K ? 256 : 32;
+            kr_state = 77 + ti;
+            for (int nb = 1; nb <= 9; nb += 4) {
+                int n = nb * bs;
+                size_t wrow = hl_dtype_row_size(wt, (uint64_t)n) + 6, arow = hl_dtype_row_size(at, (uint64_t)n) + 12;
+                float *x = malloc(sizeof(float) * (size_t)n);
+                uint8_t *wq = malloc(wrow * HL_GEMM_MAX_W), *aq = malloc(arow * HL_DOT_MAX_A);
+                for (int r = 0; r < HL_GEMM_MAX_W; r++) {
+                    for (int i = 0; i < n; i++) x[i] = kr_normal() * 0.05f;
+                    hl_quantize_row(wt, x, wq + r * wrow, n);
+                }
+                for (int a = 0; a < HL_DOT_MAX_A; a++) {
+                    for (int i = 0; i < n; i++) x[i] = kr_normal();
+                    k->quant[at](x, aq + a * arow, n);
+                }
+                int bad = 0;
+                for (int nw = 1; nw <= HL_GEMM_MAX_W; nw++)
+                    for (int na = 1; na <= HL_DOT_MAX_A; na++) {
+                        float got[HL_DOT_MAX_A * 8], want[HL_DOT_MAX_A * 8];
+                        for (int i = 0; i < HL_DOT_MAX_A * 8; i++) got[i] = want[i] = -1.0f;
+                        k->gemm[wt](n, wq, wrow, nw, aq, arow, na, got, 8);
+                        for (int r = 0; r < nw; r++)
+                            k->dot[wt](n, wq + r * wrow, aq, arow, na, want + r, 8);
+                        for (int i = 0; i < HL_DOT_MAX_A * 8; i++)
+                            bad += !(fabsf(got[i] - want[i]) <= 1e-5f * (fabsf(want[i]) + 1.0f));
+                    }
+                if (bad)
+                    hl_test_fail(__FILE__, __LINE__, "%s %s gemm n=%d: %d outputs differ from dot", k->name,
+                                 hl_dtype_name(wt), n, bad);
+                hl_test_checks++;
+                free(x);
+                free(wq);
+                free(aq);
+            }
+        }
+    }
+    fprintf(stderr, "  kernels: %d gemm kernels tested\n", tested);
+}

@@ -82,6 +82,7 @@ static void mm_task(void *arg, int task, int thread) {
     while (task >= j->task0[m + 1]) m++;
     const hl_mat *w = j->w[m];
     hl_vec_dot_fn dot = j->k->dot[w->type];
+    hl_gemm_fn gemm = j->n_tok > 1 ? j->k->gemm[w->type] : NULL;
     int r0 = (task - j->task0[m]) * j->rows_per_task, r1 = r0 + j->rows_per_task;
     if (r1 > w->n_out) r1 = w->n_out;
     const uint8_t *base = w->data, *act = j->act[m];
@@ -89,9 +90,18 @@ static void mm_task(void *arg, int task, int thread) {
     float *y = j->y[m];
     for (int t = 0; t < j->n_tok; t += HL_DOT_MAX_A) {
         int na = j->n_tok - t < HL_DOT_MAX_A ? j->n_tok - t : HL_DOT_MAX_A;
-        for (int r = r0; r < r1; r++)
-            dot(w->n_in, base + (size_t)r * w->row_bytes, act + (size_t)t * as, as, na,
-                y + (size_t)t * w->n_out + r, (size_t)w->n_out);
+        const uint8_t *at = act + (size_t)t * as;
+        float *yt = y + (size_t)t * w->n_out;
+        if (gemm) {
+            for (int r = r0; r < r1; r += HL_GEMM_MAX_W) {
+                int nw = r1 - r < HL_GEMM_MAX_W ? r1 - r : HL_GEMM_MAX_W;
+                gemm(w->n_in, base + (size_t)r * w->row_bytes, w->row_bytes, nw, at, as, na, yt + r,
+                     (size_t)w->n_out);
+            }
+        } else {
+            for (int r = r0; r < r1; r++)
+                dot(w->n_in, base + (size_t)r * w->row_bytes, at, as, na, yt + r, (size_t)w->n_out);
+        }
     }
 }
 
