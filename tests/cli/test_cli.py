@@ -173,3 +173,39 @@ def test_prompt_longer_than_one_batch(tmp):
     m = synth(tmp)
     r = hl("run", "--model", m, "-c", 2048, "--prompt", "word " * 700, "-n", 4, "--temp", 0, check=True)
     assert "generation 4 tokens" in r.stderr, r.stderr
+
+
+def test_bench_csv_rows_and_bandwidth(tmp):
+    m = synth(tmp, "llama", "Q4_0")
+    r = hl("bench", "--model", m, "-p", 16, "-n", 8, "-r", 2, "-t", 2, "--csv", check=True, timeout=300)
+    lines = r.stdout.strip().splitlines()
+    assert lines[0] == "model,test,tokens_per_s,stddev,gb_per_s,bw_fraction"
+    rows = [line.split(",") for line in lines[1:]]
+    assert [row[1] for row in rows] == ["pp16", "tg8"]
+    for row in rows:
+        assert row[0] == m.name
+        tps, sd, gbs, frac = map(float, row[2:])
+        assert tps > 0 and sd >= 0 and gbs > 0 and 0 < frac < 5
+
+
+def test_bench_human_table_and_bad_options(tmp):
+    m = synth(tmp, "llama", "Q4_0")
+    r = hl("bench", "--model", m, "-p", 0, "-n", 4, "-r", 1, check=True, timeout=300)
+    assert "| tg4 |" in r.stdout and "read bandwidth" in r.stdout and "| pp" not in r.stdout
+    bad = hl("bench", "--model", m, "-p", "many")
+    assert bad.returncode == 2 and "wants a count" in bad.stderr
+    none = hl("bench", "--model", m, "-p", 0, "-n", 0)
+    assert none.returncode == 2
+
+
+def test_synth_q4_k_m_mix(tmp):
+    out = tmp / "km.gguf"
+    hl("synth", "--arch", "llama", "--type", "Q4_K_M", "--n-embd", 256, "--n-layer", 8, "--n-head", 4,
+       "--n-head-kv", 2, "--n-ff", 512, "--n-vocab", 2048, "--vocab-from", SPM, "-o", out, check=True)
+    types = {t.name: t.tensor_type for t in GGUFReader(out).tensors}
+    assert types["token_embd.weight"] == GGMLQuantizationType.Q6_K
+    assert types["blk.1.attn_q.weight"] == GGMLQuantizationType.Q4_K
+    # llama.cpp's use_more_bits: first and last eighth, then every third layer
+    more = [i for i in range(8) if types[f"blk.{i}.attn_v.weight"] == GGMLQuantizationType.Q6_K]
+    assert more == [0, 3, 6, 7]
+    assert all(types[f"blk.{i}.ffn_down.weight"] == types[f"blk.{i}.attn_v.weight"] for i in range(8))
