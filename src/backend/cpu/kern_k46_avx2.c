@@ -30,6 +30,9 @@
  * n_a activation rows; the row count is a compile-time constant in each
  * specialization (1..4) so the accumulators stay in registers.
  *
+ * Prefill tile (gemm) of Q4_K: its own layout, described in its section
+ * below. Q6_K has none (the dot kernel serves prefill as fast).
+ *
  * Q8_K quantizer: as the scalar one (d = max / -127, max the element of
  * largest magnitude), rounding x * (-127 / max) to nearest even with
  * vcvtps2dq. Where +m and -m both reach the largest magnitude, +m is taken
@@ -249,12 +252,212 @@ INLINE void q6_k_rows(int nb, const hl_block_q6_k *w, const void *a, size_t a_st
 
 DOT_BY_COUNT(q6_k)
 
-#ifdef K46_VNNI
-void hl_kernels_fill_avx512_k46(hl_kernels *k) { /* the quantizer is inherited */
-    k->dot[HL_Q4_K] = dot_q4_k;
-    k->dot[HL_Q6_K] = dot_q6_k;
+/* ------------------------------------------------------- prefill tiles */
+
+/* Q4_K tile (kernels.h's gemm): n_w weight rows times 4 activation rows
+ * (a missing row repeats the last; its outputs are not written).
+ *
+ * Layout. In the dot kernels' layout every vector holds one sub-block, so
+ * each 32 products need their own multiply by the sub-block's scale. Here
+ * the 4 activation rows' block is rearranged once per call and block
+ * (q4_k_act_prep; the weight rows of the call then reuse it, much of it
+ * from registers) and each weight block the same way in registers, so that
+ * every dword lane of 4 consecutive vectors stays in one sub-block: their
+ * products add up as integers and are scaled once.
+ * The rearrangement is a 4x4 dword transpose inside each 128-bit half
+ * (transpose4): of the 4 qs vectors it puts sub-block 2k (low nibbles) and
+ * 2k + 1 (high nibbles) in dword lane k; of the activations it transposes
+ * sub-blocks 0, 2, 4, 6 and 1, 3, 5, 7 alike.
+ *
+ * Integer sums per row, block and nibble half (4 vectors):
+ *  - AVX2: 4 vpmaddubsw (each int16 at most 2 * 15 * 128) added as int16,
+ *    then one vpmaddwd by the sub-block scales: 2 per row and block
+ *    instead of the dot kernel's 8.
+ *  - VNNI: 4 vpdpbusd into int32 lanes of at most 4 * 4 * 15 * 128 < 2^15,
+ *    so vpackssdw of two rows' sums is exact, and one vpmaddwd (vpdpwssd)
+ *    by the scales serves two rows: 8 vpdpbusd per row and block plus 1
+ *    vpackssdw and 1 multiply-add, against 8 vpmaddubsw and 8 vpdpwssd.
+ * The rows' lanes are then reduced to lane (k, h) = row k's sum over half
+ * h, converted once and added with one FMA by dw * (da0 .. da3) per block;
+ * the mins term is two vpmaddwd of the activations' sub-block sums (laid
+ * out per row, q4_k_act_sums) by the mins pairs, and one FNMA by dmin * da.
+ * The integer block sums are those of the dot kernels; only the float
+ * order differs.
+ *
+ * Q6_K has no tile: transposing its decoded quants (16 vpunpck per block
+ * on top of the decoding) costs what the saved multiplies gain; measured
+ * no faster than its dot kernel with 4 rows. */
+
+INLINE __m256i load32(const void *p) {
+    return _mm256_loadu_si256((const __m256i *)p);
 }
+
+/* Dword k of half h of out[t] = dword 4h + t of v[k], for k, t < 4. */
+INLINE void transpose4(__m256i v0, __m256i v1, __m256i v2, __m256i v3, __m256i out[4]) {
+    const __m256i u0 = _mm256_unpacklo_epi32(v0, v1), u1 = _mm256_unpackhi_epi32(v0, v1);
+    const __m256i u2 = _mm256_unpacklo_epi32(v2, v3), u3 = _mm256_unpackhi_epi32(v2, v3);
+    out[0] = _mm256_unpacklo_epi64(u0, u2);
+    out[1] = _mm256_unpackhi_epi64(u0, u2);
+    out[2] = _mm256_unpacklo_epi64(u1, u3);
+    out[3] = _mm256_unpackhi_epi64(u1, u3);
+}
+
+typedef struct q4_k_act { /* one Q8_K block of the 4 activation rows */
+    __m256i q[8][4];      /* [vector][row]: sub-blocks 0, 2, 4, 6 then 1, 3, 5, 7, transposed */
+    __m256i sums[2];      /* see q4_k_act_sums */
+    __m256 da;            /* (da of rows 0..3) twice */
+} q4_k_act;
+
+/* In lane (k, h) the int16 pairs of row k's sub-block sums (S(4h),
+ * S(4h + 1)) (s[0]) and (S(4h + 2), S(4h + 3)) (s[1]), S(j) = bsums[2j] +
+ * bsums[2j + 1], at most 32 * 127 in magnitude. */
+INLINE void q4_k_act_sums(const hl_block_q8_k *const y[4], __m256i s[2]) {
+    __m256i v[4];
+    UNROLL
+    for (int r = 0; r < 4; r++) /* S(0..3) | S(4..7) */
+        v[r] = _mm256_madd_epi16(load32(y[r]->bsums), _mm256_set1_epi16(1));
+    /* int16 [S0..S3 of row a, of row b | S4..S7 of row a, of row b] */
+    const __m256 p01 = _mm256_castsi256_ps(_mm256_packs_epi32(v[0], v[1]));
+    const __m256 p23 = _mm256_castsi256_ps(_mm256_packs_epi32(v[2], v[3]));
+    s[0] = _mm256_castps_si256(_mm256_shuffle_ps(p01, p23, _MM_SHUFFLE(2, 0, 2, 0)));
+    s[1] = _mm256_castps_si256(_mm256_shuffle_ps(p01, p23, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+static void q4_k_act_prep(const hl_block_q8_k *const y[4], q4_k_act *t) {
+    UNROLL
+    for (int r = 0; r < 4; r++) {
+        UNROLL
+        for (int odd = 0; odd < 2; odd++) { /* sub-blocks odd, odd + 2, odd + 4, odd + 6 */
+            const int8_t *qs = y[r]->qs + 32 * odd;
+            __m256i v[4];
+            transpose4(load32(qs), load32(qs + 64), load32(qs + 128), load32(qs + 192), v);
+            UNROLL
+            for (int j = 0; j < 4; j++) t->q[4 * odd + j][r] = v[j];
+        }
+    }
+    q4_k_act_sums(y, t->sums);
+    const __m128 d = _mm_setr_ps(y[0]->d, y[1]->d, y[2]->d, y[3]->d);
+    t->da = _mm256_set_m128(d, d);
+}
+
+/* pshufb indices over the unpacked scale bytes [sc0..sc3, mn0..mn3,
+ * sc4..sc7, mn4..mn7] (q4_k_scale_bytes) in both halves: the int16 mins
+ * pairs (mn(4h), mn(4h + 1)) and (mn(4h + 2), mn(4h + 3)) of half h, as
+ * q4_k_act_sums pairs the sums; then the scales of sub-blocks 2k (even)
+ * and 2k + 1 (odd), for AVX2 in both int16 of dword k, for VNNI in int16 k
+ * and 4 + k of each half (the order vpackssdw leaves two rows' dwords in). */
+#define Z -1
+#define X4(a, b, c, d) a, b, c, d, a, b, c, d, a, b, c, d, a, b, c, d
+#ifdef K46_VNNI
+#define SC(s0, s1, s2, s3) s0, Z, s1, Z, s2, Z, s3, Z, s0, Z, s1, Z, s2, Z, s3, Z
 #else
+#define SC(s0, s1, s2, s3) s0, Z, s0, Z, s1, Z, s1, Z, s2, Z, s2, Z, s3, Z, s3, Z
+#endif
+static const int8_t q4_k_pick[4][32] __attribute__((aligned(32))) = {
+    {X4(4, Z, 5, Z), X4(12, Z, 13, Z)},
+    {X4(6, Z, 7, Z), X4(14, Z, 15, Z)},
+    {SC(0, 2, 8, 10), SC(0, 2, 8, 10)},
+    {SC(1, 3, 9, 11), SC(1, 3, 9, 11)},
+};
+#undef SC
+#undef X4
+#undef Z
+
+/* Lane (k, h) of the scaled integer sums of the 4 rows, from the low- and
+ * high-nibble vectors lo, hi of one weight block and scales sc_even,
+ * sc_odd (q4_k_pick[2], [3]). */
+INLINE __m256i q4_k_tile_sums(const __m256i lo[4], const __m256i hi[4], const q4_k_act *t,
+                              __m256i sc_even, __m256i sc_odd) {
+#ifdef K46_VNNI
+    __m256i s_lo[4], s_hi[4];
+    UNROLL
+    for (int r = 0; r < 4; r++) {
+        s_lo[r] = s_hi[r] = _mm256_setzero_si256();
+        UNROLL
+        for (int j = 0; j < 4; j++) {
+            s_lo[r] = _mm256_dpbusd_epi32(s_lo[r], lo[j], t->q[j][r]);
+            s_hi[r] = _mm256_dpbusd_epi32(s_hi[r], hi[j], t->q[4 + j][r]);
+        }
+    }
+    /* rows 2p, 2p + 1: int32 [2p, 2p, 2p + 1, 2p + 1 | same] */
+    __m256 y[2];
+    UNROLL
+    for (int p = 0; p < 2; p++)
+        y[p] = _mm256_castsi256_ps(_mm256_dpwssd_epi32(
+            _mm256_madd_epi16(_mm256_packs_epi32(s_lo[2 * p], s_lo[2 * p + 1]), sc_even),
+            _mm256_packs_epi32(s_hi[2 * p], s_hi[2 * p + 1]), sc_odd));
+    return _mm256_add_epi32(
+        _mm256_castps_si256(_mm256_shuffle_ps(y[0], y[1], _MM_SHUFFLE(2, 0, 2, 0))),
+        _mm256_castps_si256(_mm256_shuffle_ps(y[0], y[1], _MM_SHUFFLE(3, 1, 3, 1))));
+#else
+    __m256i x[4];
+    UNROLL
+    for (int r = 0; r < 4; r++) {
+        __m256i s_lo = _mm256_maddubs_epi16(lo[0], t->q[0][r]);
+        __m256i s_hi = _mm256_maddubs_epi16(hi[0], t->q[4][r]);
+        UNROLL
+        for (int j = 1; j < 4; j++) {
+            s_lo = _mm256_add_epi16(s_lo, _mm256_maddubs_epi16(lo[j], t->q[j][r]));
+            s_hi = _mm256_add_epi16(s_hi, _mm256_maddubs_epi16(hi[j], t->q[4 + j][r]));
+        }
+        x[r] = _mm256_add_epi32(_mm256_madd_epi16(s_lo, sc_even), _mm256_madd_epi16(s_hi, sc_odd));
+    }
+    /* lane (k, h) = sum of half h of x[k] */
+    const __m256i s01 =
+        _mm256_add_epi32(_mm256_unpacklo_epi32(x[0], x[1]), _mm256_unpackhi_epi32(x[0], x[1]));
+    const __m256i s23 =
+        _mm256_add_epi32(_mm256_unpacklo_epi32(x[2], x[3]), _mm256_unpackhi_epi32(x[2], x[3]));
+    return _mm256_add_epi32(_mm256_unpacklo_epi64(s01, s23), _mm256_unpackhi_epi64(s01, s23));
+#endif
+}
+
+/* acc + weight block b times the 4 rows' block t; lane (k, h) of acc
+ * belongs to row k. */
+INLINE __m256 q4_k_tile_block(__m256 acc, const hl_block_q4_k *b, const q4_k_act *t) {
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    __m256i q[4], lo[4], hi[4];
+    transpose4(load32(b->qs), load32(b->qs + 32), load32(b->qs + 64), load32(b->qs + 96), q);
+    UNROLL
+    for (int j = 0; j < 4; j++) {
+        lo[j] = _mm256_and_si256(q[j], low4);
+        hi[j] = _mm256_and_si256(_mm256_srli_epi16(q[j], 4), low4);
+    }
+    const __m256i sm = _mm256_broadcastsi128_si256(q4_k_scale_bytes(b->scales));
+    const __m256i sumi = q4_k_tile_sums(lo, hi, t, _mm256_shuffle_epi8(sm, load32(q4_k_pick[2])),
+                                        _mm256_shuffle_epi8(sm, load32(q4_k_pick[3])));
+    const __m256i mins =
+        madd_acc(_mm256_madd_epi16(t->sums[0], _mm256_shuffle_epi8(sm, load32(q4_k_pick[0]))),
+                 t->sums[1], _mm256_shuffle_epi8(sm, load32(q4_k_pick[1])));
+    const __m128 dm = half2(&b->d); /* d, dmin */
+    acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_broadcastss_ps(dm), t->da), _mm256_cvtepi32_ps(sumi),
+                          acc);
+    return _mm256_fnmadd_ps(_mm256_mul_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dm)), t->da),
+                            _mm256_cvtepi32_ps(mins), acc);
+}
+
+/* Block by block: the activations' block once, then every weight row's. */
+static void gemm_q4_k(int n, const void *w, size_t ws, int n_w, const void *a, size_t as, int n_a,
+                      float *out, size_t os) {
+    const hl_block_q8_k *rows[4];
+    for (int r = 0; r < 4; r++) rows[r] = act_block(a, as, r < n_a ? r : n_a - 1, 0);
+    __m256 acc[HL_GEMM_MAX_W];
+    for (int r = 0; r < n_w; r++) acc[r] = _mm256_setzero_ps();
+    for (int i = 0; i < n / HL_QK_K; i++) {
+        const hl_block_q8_k *const y[4] = {rows[0] + i, rows[1] + i, rows[2] + i, rows[3] + i};
+        q4_k_act t;
+        q4_k_act_prep(y, &t);
+        for (int r = 0; r < n_w; r++)
+            acc[r] =
+                q4_k_tile_block(acc[r], (const hl_block_q4_k *)((const char *)w + r * ws) + i, &t);
+    }
+    for (int r = 0; r < n_w; r++) {
+        float s[8];
+        _mm256_storeu_ps(s, acc[r]);
+        for (int k = 0; k < n_a; k++) out[k * os + r] = s[k] + s[k + 4];
+    }
+}
+
+#ifndef K46_VNNI
 /* ------------------------------------------------------------------ Q8_K */
 
 INLINE float hmax_ps(__m256 v) {
@@ -333,6 +536,7 @@ static void quant_q8_k(const float *x, void *dst, int n) {
 void hl_kernels_fill_avx2_k46(hl_kernels *k) {
     k->dot[HL_Q4_K] = dot_q4_k;
     k->dot[HL_Q6_K] = dot_q6_k;
+    k->gemm[HL_Q4_K] = gemm_q4_k;
     k->quant[HL_Q8_K] = quant_q8_k;
 }
-#endif
+#endif /* !K46_VNNI */
