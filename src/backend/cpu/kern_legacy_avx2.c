@@ -23,6 +23,9 @@
  * rows. Leftover blocks take a per-block path. (Groups of 8, as the
  * AVX-512 file uses, need more than 16 vector registers: measured slower.)
  *
+ * The prefill tiles (gemm) of Q4_0 Q4_1 Q5_0 Q5_1 compute the same
+ * integer sums in a transposed layout; see their section.
+ *
  * Quantizers round to nearest even with id = 127 / amax, as llama.cpp's
  * AVX code does. Pure functions over caller memory: thread-safe, no
  * allocation; loads are unaligned and stay inside the rows.
@@ -247,6 +250,266 @@ DEFINE_DOT(dot_q5_0, HL_Q5_0)
 DEFINE_DOT(dot_q5_1, HL_Q5_1)
 DEFINE_DOT(dot_q8_0, HL_Q8_0)
 
+/* --- prefill tiles (gemm) ------------------------------------------------
+ *
+ * A tile of up to 4 weight rows x 4 activation rows works on groups of 8
+ * blocks in a transposed layout: vector c (c = 0..7) holds code dword c
+ * (codes 4c..4c+3) of each of the 8 blocks, lane j = block j. maddubs of a
+ * weight row's vector c with an activation row's gives 16-bit pair sums
+ * inside each block's lanes; the group's 8 add up in 16 bits, one madd
+ * widens them to lane j = block j's integer sum, and one conversion and
+ * one multiply by the 8 scale products finish the group: no horizontal
+ * reduction per block. The 16-bit sums are exact: a pair's sum starts at
+ * -off times the activation pair sums (wrapping arithmetic), so each
+ * 16-bit lane ends at a sum of 16 products (u - off) a, at most
+ * 16 * 16 * 127 = 32512 in size (Q4_0, Q5_0); maddubs itself never
+ * saturates (its pairs stay under 2 * 31 * 127). Q4_1 sums 16 u a <=
+ * 30480; Q5_1 (up to 62992) sums two halves of 4 vectors separately.
+ * Q8_0 has no tile here: its 16-bit pair sums (sign trick) cannot be
+ * added, and with a madd per vector the tile measured no faster than the
+ * row kernel.
+ *
+ * Registers are few (16), so the activation rows of up to CHUNK groups
+ * are transposed once into a stack buffer, with their corrections, scales
+ * and (_1 types) sums; then each weight row sweeps the chunk, its group
+ * decoded once into 8 registers for the n_a activation rows. The n_a
+ * products of a group are folded with horizontal adds into one vector
+ * (lanes k and k + 4: activation row k), stored per group and summed
+ * after the sweep, so no accumulator is carried through memory. Leftover
+ * blocks (n / 32 not a multiple of 8) go one by one in the natural layout
+ * of the row kernel and fold the same way. */
+
+#define TGROUP 8 /* blocks of a transposed group */
+#define CHUNK 16 /* groups staged at once */
+
+/* Transposes the dwords of each 128-bit lane of v[0..3] as a 4x4 matrix:
+ * v[i] lane h dword c -> v[c] lane h dword i. */
+INLINE void transpose_lanes(__m256i v[4]) {
+    const __m256i t0 = _mm256_unpacklo_epi32(v[0], v[1]), t1 = _mm256_unpackhi_epi32(v[0], v[1]);
+    const __m256i t2 = _mm256_unpacklo_epi32(v[2], v[3]), t3 = _mm256_unpackhi_epi32(v[2], v[3]);
+    v[0] = _mm256_unpacklo_epi64(t0, t2);
+    v[1] = _mm256_unpackhi_epi64(t0, t2);
+    v[2] = _mm256_unpacklo_epi64(t1, t3);
+    v[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+
+/* The 16 bytes at lo, then the 16 at hi (broadcast loads and a blend: no
+ * cross-lane shuffle). */
+INLINE __m256i pair16(const uint8_t *lo, const uint8_t *hi) {
+    return _mm256_blend_epi32(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)lo)),
+                              _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)hi)),
+                              0xf0);
+}
+
+/* The 32 bytes at p + j * stride (j < 8), transposed: out[c] lane j =
+ * bytes 4c..4c+3 of row j. */
+INLINE void transpose8x32(const uint8_t *p, size_t stride, __m256i out[8]) {
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        out[j] = pair16(p + j * stride, p + (j + 4) * stride);
+        out[j + 4] = pair16(p + j * stride + 16, p + (j + 4) * stride + 16);
+    }
+    transpose_lanes(out);
+    transpose_lanes(out + 4);
+}
+
+/* The f16 values at p + j * stride (j < 8) as floats. */
+INLINE __m256 halves8(const uint8_t *p, size_t stride) {
+    return _mm256_set_m128(halves4(p + 4 * stride, stride), halves4(p, stride));
+}
+
+/* A weight group (8 blocks from wg) in the transposed layout, the codes as
+ * decode() gives them (Q4 / Q5 types). */
+INLINE void weight_group(hl_dtype t, const uint8_t *wg, __m256i u[8]) {
+    const size_t wb = wbytes(t);
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    const size_t qs = t == HL_Q4_0   ? offsetof(hl_block_q4_0, qs)
+                      : t == HL_Q4_1 ? offsetof(hl_block_q4_1, qs)
+                      : t == HL_Q5_0 ? offsetof(hl_block_q5_0, qs)
+                                     : offsetof(hl_block_q5_1, qs);
+    if (t == HL_Q4_0 || t == HL_Q4_1) {
+        /* Transpose the packed bytes, then split: dword c of qs holds codes
+         * 4c..4c+3 (low nibbles) and 16+4c.. (high nibbles). */
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) u[j] = pair16(wg + j * wb + qs, wg + (j + 4) * wb + qs);
+        transpose_lanes(u);
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) {
+            u[c + 4] = _mm256_and_si256(_mm256_srli_epi32(u[c], 4), low4);
+            u[c] = _mm256_and_si256(u[c], low4);
+        }
+        return;
+    }
+    /* Q5: split the nibbles of blocks j and j + 4, add the fifth bits (bit
+     * e of qh belongs to code e), then transpose. */
+    const size_t qh = t == HL_Q5_0 ? offsetof(hl_block_q5_0, qh) : offsetof(hl_block_q5_1, qh);
+    const __m256i sixteen = _mm256_set1_epi8(16);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        const uint8_t *b0 = wg + j * wb, *b1 = wg + (j + 4) * wb;
+        const __m256i q = pair16(b0 + qs, b1 + qs);
+        uint32_t h0, h1, lo, hi;
+        memcpy(&h0, b0 + qh, sizeof h0);
+        memcpy(&h1, b1 + qh, sizeof h1);
+        lo = (h0 & 0xffff) | h1 << 16; /* codes 0..15 of both blocks */
+        hi = h0 >> 16 | (h1 & 0xffff0000u);
+        u[j] = _mm256_or_si256(_mm256_and_si256(q, low4),
+                               _mm256_and_si256(bit_bytes((const uint8_t *)&lo), sixteen));
+        u[j + 4] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(q, 4), low4),
+                                   _mm256_and_si256(bit_bytes((const uint8_t *)&hi), sixteen));
+    }
+    transpose_lanes(u);
+    transpose_lanes(u + 4);
+}
+
+/* One activation row's share of a group, staged. */
+typedef struct agroup {
+    __m256i q[8]; /* transposed codes */
+    __m256i base; /* 16-bit lanes: -off * the pair sums of a (0 for the _1 types) */
+    __m256 d;     /* lane j: block j's scale */
+    __m256 ms;    /* _1 types: d * sum(a) */
+} agroup;
+
+INLINE void act_group(hl_dtype t, const uint8_t *ag, agroup *g) {
+    const size_t ab = abytes(t);
+    const __m256i by = _mm256_set1_epi8((char)(has_min(t) ? 1 : offset(t)));
+    __m256i q[8], s = _mm256_setzero_si256();
+    transpose8x32(ag + acodes(t), ab, q);
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; c++) {
+        g->q[c] = q[c];
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(by, q[c])); /* |lane| <= 2032 */
+    }
+    g->d = halves8(ag, ab);
+    if (has_min(t)) {
+        g->base = _mm256_setzero_si256();
+        g->ms = _mm256_mul_ps(g->d, _mm256_cvtepi32_ps(widen_pairs(s)));
+    } else {
+        g->base = _mm256_sub_epi16(_mm256_setzero_si256(), s);
+        g->ms = g->d;
+    }
+}
+
+/* Lane j: block j's integer sum of weight codes u against the staged
+ * activation codes of g. */
+INLINE __m256i group_sum(hl_dtype t, const __m256i u[8], const agroup *g) {
+    if (t == HL_Q5_1) {
+        __m256i lo = _mm256_setzero_si256(), hi = lo;
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) {
+            lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(u[c], g->q[c]));
+            hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(u[c + 4], g->q[c + 4]));
+        }
+        return _mm256_add_epi32(widen_pairs(lo), widen_pairs(hi));
+    }
+    __m256i s = g->base;
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; c++) s = _mm256_add_epi16(s, _mm256_maddubs_epi16(u[c], g->q[c]));
+    return widen_pairs(s);
+}
+
+/* acc plus p[0..3] folded: lane k (and k + 4) gathers p[k]'s lanes. */
+INLINE __m256 fold4(__m256 acc, const __m256 p[HL_DOT_MAX_A]) {
+    return _mm256_add_ps(acc,
+                         _mm256_hadd_ps(_mm256_hadd_ps(p[0], p[1]), _mm256_hadd_ps(p[2], p[3])));
+}
+
+/* The ng staged groups from block ib, for every weight row, into acc[r].
+ * n_w and n_a are constants for the full tile. */
+INLINE void tile_chunk(hl_dtype t, int ib, int ng, const uint8_t *w, size_t w_stride, int n_w,
+                       const agroup st[HL_DOT_MAX_A][CHUNK], int n_a, __m256 acc[HL_GEMM_MAX_W]) {
+    const size_t wb = wbytes(t);
+    __m256 part[CHUNK];
+#pragma GCC unroll 1
+    for (int r = 0; r < n_w; r++) {
+        for (int gi = 0; gi < ng; gi++) {
+            const uint8_t *wg = w + r * w_stride + (ib + gi * TGROUP) * wb;
+            __m256i u[8];
+            weight_group(t, wg, u);
+            const __m256 dw = halves8(wg, wb);
+            const __m256 m = has_min(t) ? halves8(wg + 2, wb) : dw;
+            __m256 p[HL_DOT_MAX_A];
+#pragma GCC unroll 4
+            for (int k = 0; k < HL_DOT_MAX_A; k++) {
+                p[k] = _mm256_setzero_ps();
+                if (k >= n_a) continue;
+                const agroup *g = &st[k][gi];
+                p[k] = _mm256_mul_ps(_mm256_cvtepi32_ps(group_sum(t, u, g)), _mm256_mul_ps(dw, g->d));
+                if (has_min(t)) p[k] = _mm256_fmadd_ps(m, g->ms, p[k]);
+            }
+            part[gi] = fold4(_mm256_setzero_ps(), p);
+        }
+        __m256 sum = acc[r];
+        for (int gi = 0; gi < ng; gi++) sum = _mm256_add_ps(sum, part[gi]);
+        acc[r] = sum;
+    }
+}
+
+/* One leftover block (weight blocks at w + r * w_stride, activation blocks
+ * at a + k * a_stride) in the natural layout of the row kernel. */
+INLINE void tile_block(hl_dtype t, const uint8_t *w, size_t w_stride, int n_w, const uint8_t *a,
+                       size_t a_stride, int n_a, __m256 acc[HL_GEMM_MAX_W]) {
+#pragma GCC unroll 1
+    for (int r = 0; r < n_w; r++) {
+        const uint8_t *wblk = w + r * w_stride;
+        const wcodes u = decode(t, wblk);
+        const float dw = half(wblk), m = has_min(t) ? half(wblk + 2) : 0.0f;
+        __m256 p[HL_DOT_MAX_A];
+#pragma GCC unroll 4
+        for (int k = 0; k < HL_DOT_MAX_A; k++) {
+            p[k] = _mm256_setzero_ps();
+            if (k >= n_a) continue;
+            const uint8_t *ablk = a + k * a_stride;
+            const float da = half(ablk);
+            __m256i ps, ss;
+            block_sums(t, u, ablk, &ps, &ss);
+            p[k] = _mm256_mul_ps(_mm256_cvtepi32_ps(ps), _mm256_set1_ps(dw * da));
+            if (has_min(t))
+                p[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ss), _mm256_set1_ps(m * da), p[k]);
+        }
+        acc[r] = fold4(acc[r], p);
+    }
+}
+
+INLINE void gemm_tile(hl_dtype t, int n, const uint8_t *w, size_t w_stride, int n_w,
+                      const uint8_t *a, size_t a_stride, int n_a, float *out, size_t out_stride) {
+    const size_t wb = wbytes(t), ab = abytes(t);
+    const int nb = n / HL_QK, ng_all = nb / TGROUP;
+    if (n_w < 1 || n_w > HL_GEMM_MAX_W || n_a < 1 || n_a > HL_DOT_MAX_A) __builtin_unreachable();
+    __m256 acc[HL_GEMM_MAX_W];
+    for (int r = 0; r < HL_GEMM_MAX_W; r++) acc[r] = _mm256_setzero_ps();
+    agroup st[HL_DOT_MAX_A][CHUNK];
+    for (int g0 = 0; g0 < ng_all; g0 += CHUNK) {
+        const int ng = ng_all - g0 < CHUNK ? ng_all - g0 : CHUNK;
+        for (int k = 0; k < n_a; k++)
+            for (int gi = 0; gi < ng; gi++)
+                act_group(t, a + k * a_stride + (size_t)(g0 + gi) * TGROUP * ab, &st[k][gi]);
+        tile_chunk(t, g0 * TGROUP, ng, w, w_stride, n_w, st, n_a, acc);
+    }
+    for (int ib = ng_all * TGROUP; ib < nb; ib++)
+        tile_block(t, w + ib * wb, w_stride, n_w, a + ib * ab, a_stride, n_a, acc);
+    for (int r = 0; r < n_w; r++) {
+        float sum[8];
+        _mm256_storeu_ps(sum, acc[r]);
+        for (int k = 0; k < n_a; k++) out[k * out_stride + r] = sum[k] + sum[k + 4];
+    }
+}
+
+/* One tile kernel per type, specialised for the full 4 x 4 tile. */
+#define DEFINE_GEMM(name, type)                                                                    \
+    static void name(int n, const void *w, size_t w_stride, int n_w, const void *a,                \
+                     size_t a_stride, int n_a, float *out, size_t out_stride) {                    \
+        if (n_w == 4 && n_a == 4)                                                                  \
+            gemm_tile(type, n, w, w_stride, 4, a, a_stride, 4, out, out_stride);                   \
+        else                                                                                       \
+            gemm_tile(type, n, w, w_stride, n_w, a, a_stride, n_a, out, out_stride);               \
+    }
+
+DEFINE_GEMM(gemm_q4_0, HL_Q4_0)
+DEFINE_GEMM(gemm_q4_1, HL_Q4_1)
+DEFINE_GEMM(gemm_q5_0, HL_Q5_0)
+DEFINE_GEMM(gemm_q5_1, HL_Q5_1)
+
 /* --- activation quantizers ----------------------------------------------- */
 
 /* Quantizes 32 floats to codes; returns d = amax / 127 and, in *sum, the
@@ -306,6 +569,10 @@ void hl_kernels_fill_avx2_legacy(hl_kernels *k) {
     k->dot[HL_Q5_0] = dot_q5_0;
     k->dot[HL_Q5_1] = dot_q5_1;
     k->dot[HL_Q8_0] = dot_q8_0;
+    k->gemm[HL_Q4_0] = gemm_q4_0;
+    k->gemm[HL_Q4_1] = gemm_q4_1;
+    k->gemm[HL_Q5_0] = gemm_q5_0;
+    k->gemm[HL_Q5_1] = gemm_q5_1;
     k->quant[HL_Q8_0] = quant_q8_0;
     k->quant[HL_Q8_1] = quant_q8_1;
 }
