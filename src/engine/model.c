@@ -14,8 +14,10 @@
 #include <string.h>
 
 #include "../backend/cpu/cpu.h"
+#include "../backend/cpu/kernels.h"
 #include "../backend/cpu/vec.h"
 #include "../backend/cpu/quant.h"
+#include "../backend/cpu/repack.h"
 #include "kv.h"
 
 typedef struct hl_layer {
@@ -40,6 +42,9 @@ struct hl_model {
     hl_layer *layers;
     float **owned;                           /* converted norm/bias vectors */
     int n_owned;
+    void **packed;                           /* repacked matrices */
+    int n_packed;
+    uint64_t packed_bytes;
     uint64_t weight_bytes;
     uint64_t n_params;
     char desc[160];
@@ -275,6 +280,39 @@ static int load_tensors(loader *L) {
     return 0;
 }
 
+/* Re-lays every matrix the packed kernels take (repack.h) in 8-row groups,
+ * once, so decode and prefill read them at close to memory speed. The
+ * token embedding keeps its rows (looked up one at a time); a tied output
+ * matrix gets its own packed copy. HL_NO_REPACK=1 turns this off. */
+static int repack_one(hl_model *m, hl_mat *w, hl_err *e) {
+    size_t bytes = hl_repack_bytes(w->type, w->n_in, w->n_out);
+    /* The scalar packed kernel is a reference, slower than the scalar row dot. */
+    if (!bytes || !hl_packed_kernel(w->type) || hl_kernels_best()->path == HL_PATH_SCALAR) return 0;
+    void **list = realloc(m->packed, sizeof *list * (size_t)(m->n_packed + 1));
+    if (!list) return hl_errf(e, "model: out of memory repacking weights");
+    m->packed = list;
+    void *buf = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!buf) return hl_errf(e, "model: out of memory repacking weights (%zu bytes)", bytes);
+    m->packed[m->n_packed++] = buf;
+    hl_repack(w->type, w->data, w->row_bytes, w->n_in, 0, w->n_out / HL_PACK_ROWS, buf);
+    w->packed = buf;
+    w->group_bytes = hl_packed_group_bytes(w->type, w->n_in);
+    m->packed_bytes += bytes;
+    return 0;
+}
+
+static int repack_matrices(hl_model *m, hl_err *e) {
+    const char *off = getenv("HL_NO_REPACK");
+    if (off && *off && strcmp(off, "0") != 0) return 0;
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        hl_layer *l = &m->layers[il];
+        hl_mat *mats[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
+        for (size_t i = 0; i < sizeof mats / sizeof *mats; i++)
+            if (repack_one(m, mats[i], e) < 0) return -1;
+    }
+    return repack_one(m, &m->output, e);
+}
+
 int hl_model_load(hl_model **out, const char *path, hl_err *e) {
     *out = NULL;
     hl_model *m = calloc(1, sizeof *m);
@@ -305,6 +343,7 @@ int hl_model_load(hl_model **out, const char *path, hl_err *e) {
                 hl_tokenizer_n_vocab(m->tok), m->hp.n_vocab);
         goto fail;
     }
+    if (repack_matrices(m, e) < 0) goto fail;
     snprintf(m->desc, sizeof m->desc, "%s, %d layers, %d embd, %s weights, %.1fM params, %.1f MiB",
              ARCH_NAMES[arch], m->hp.n_layer, m->hp.n_embd, hl_dtype_name(m->layers[0].wq.type),
              (double)m->n_params / 1e6, (double)m->weight_bytes / (1 << 20));
@@ -320,6 +359,8 @@ void hl_model_free(hl_model *m) {
     hl_tokenizer_free(m->tok);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
+    for (int i = 0; i < m->n_packed; i++) free(m->packed[i]);
+    free(m->packed);
     free(m->layers);
     gguf_close(m->gguf);
     free(m);

@@ -7,6 +7,7 @@
 #include "../../src/backend/cpu/cpu.h"
 #include "../../src/backend/cpu/kernels.h"
 #include "../../src/backend/cpu/quant.h"
+#include "../../src/backend/cpu/repack.h"
 #include "../../src/engine/kv.h"
 #include "../../src/util/pool.h"
 #include "test.h"
@@ -99,7 +100,7 @@ TEST(matmul_matches_naive_for_decode_and_prefill) {
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         size_t rb = hl_dtype_row_size(types[ti], n_in);
         for (int r = 0; r < n_out; r++) hl_quantize_row(types[ti], w + r * n_in, q + r * rb, n_in);
-        hl_mat m = {q, types[ti], n_in, n_out, rb};
+        hl_mat m = {.data = q, .type = types[ti], .n_in = n_in, .n_out = n_out, .row_bytes = rb};
         /* The activations are rounded through the type paired with the
          * weights, by the quantizer of the kernel path the matmul uses. */
         hl_dtype at = hl_act_type(types[ti]);
@@ -164,4 +165,40 @@ TEST(rmsnorm_and_softmax) {
     hl_cpu_softmax(s, 3);
     CHECK_NEAR(s[0], 0.4, 2e-5); /* 1000 - ln 2 is rounded to float */
     CHECK_NEAR(s[2], 0.2, 2e-5);
+}
+
+/* The matmul on repacked 8-row groups gives the row kernels' results, for
+ * decode and for prefill, on several threads. */
+TEST(matmul_packed_matches_rows) {
+    const hl_dtype types[] = {HL_Q4_0, HL_Q8_0};
+    const int n_in = 320, n_out = 48, T = 7;
+    hl_pool *p = hl_pool_new(2);
+    uint32_t seed = 3;
+    float *w = malloc(sizeof(float) * n_in * n_out), *x = malloc(sizeof(float) * n_in * T);
+    float *y0 = malloc(sizeof(float) * n_out * T), *y1 = malloc(sizeof(float) * n_out * T);
+    float *scratch = malloc(sizeof(float) * hl_cpu_matmul_scratch(n_in, T, 2));
+    for (int i = 0; i < n_in * n_out; i++) w[i] = frand(&seed);
+    for (int i = 0; i < n_in * T; i++) x[i] = frand(&seed);
+    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+        size_t rb = hl_dtype_row_size(types[ti], n_in), pb = hl_repack_bytes(types[ti], n_in, n_out);
+        CHECK(pb > 0);
+        uint8_t *q = malloc(rb * n_out), *packed = aligned_alloc(64, (pb + 63) & ~(size_t)63);
+        for (int r = 0; r < n_out; r++) hl_quantize_row(types[ti], w + r * n_in, q + r * rb, n_in);
+        hl_repack(types[ti], q, rb, n_in, 0, n_out / 8, packed);
+        hl_mat plain = {.data = q, .type = types[ti], .n_in = n_in, .n_out = n_out, .row_bytes = rb};
+        hl_mat pk = plain;
+        pk.packed = packed;
+        pk.group_bytes = hl_packed_group_bytes(types[ti], n_in);
+        for (int nt = 1; nt <= T; nt += 6) {
+            hl_cpu_matmul(p, &plain, x, nt, y0, scratch);
+            hl_cpu_matmul(p, &pk, x, nt, y1, scratch);
+            double worst = 0;
+            for (int i = 0; i < nt * n_out; i++) worst = fmax(worst, fabs(y0[i] - y1[i]));
+            CHECK(worst < 1e-4);
+        }
+        free(q);
+        free(packed);
+    }
+    free(w), free(x), free(y0), free(y1), free(scratch);
+    hl_pool_free(p);
 }

@@ -17,6 +17,7 @@
 
 #include "kernels.h"
 #include "quant.h"
+#include "repack.h"
 
 #define ROWS 16    /* weight rows per prefill task */
 #define MAX_MATS 4 /* matrices of one hl_cpu_matmul_n call */
@@ -58,6 +59,7 @@ typedef struct mm_job {
     const uint8_t *act[MAX_MATS]; /* each matrix's quantized activations */
     size_t act_stride[MAX_MATS];
     int task0[MAX_MATS + 1];      /* first task of each matrix */
+    hl_packed_fn packed_fn[MAX_MATS];
     int rows_per_task;
     /* quantization: distinct activation types and their buffers */
     int n_q;
@@ -75,12 +77,34 @@ static void mm_quant_task(void *arg, int t, int thread) {
                                   j->n_in);
 }
 
+/* Rows of a task from 8-row packed groups (rows_per_task is a multiple of 8). */
+static void packed_rows(const mm_job *j, int m, int task) {
+    const hl_mat *w = j->w[m];
+    hl_packed_fn kern = j->packed_fn[m];
+    int g0 = (task - j->task0[m]) * j->rows_per_task / HL_PACK_ROWS;
+    int g1 = g0 + j->rows_per_task / HL_PACK_ROWS;
+    if (g1 > w->n_out / HL_PACK_ROWS) g1 = w->n_out / HL_PACK_ROWS;
+    const uint8_t *base = w->packed, *act = j->act[m];
+    size_t as = j->act_stride[m];
+    for (int t = 0; t < j->n_tok; t += HL_DOT_MAX_A) {
+        int na = j->n_tok - t < HL_DOT_MAX_A ? j->n_tok - t : HL_DOT_MAX_A;
+        float *yt = j->y[m] + (size_t)t * w->n_out;
+        for (int g = g0; g < g1; g++)
+            kern(w->n_in, base + (size_t)g * w->group_bytes, act + (size_t)t * as, as, na,
+                 yt + (size_t)g * HL_PACK_ROWS, (size_t)w->n_out);
+    }
+}
+
 static void mm_task(void *arg, int task, int thread) {
     (void)thread;
     const mm_job *j = arg;
     int m = 0;
     while (task >= j->task0[m + 1]) m++;
     const hl_mat *w = j->w[m];
+    if (w->packed) {
+        packed_rows(j, m, task);
+        return;
+    }
     hl_vec_dot_fn dot = j->k->dot[w->type];
     hl_gemm_fn gemm = j->n_tok > 1 ? j->k->gemm[w->type] : NULL;
     int r0 = (task - j->task0[m]) * j->rows_per_task, r1 = r0 + j->rows_per_task;
@@ -93,8 +117,9 @@ static void mm_task(void *arg, int task, int thread) {
         const uint8_t *at = act + (size_t)t * as;
         float *yt = y + (size_t)t * w->n_out;
         if (gemm) {
-            for (int r = r0; r < r1; r += HL_GEMM_MAX_W) {
-                int nw = r1 - r < HL_GEMM_MAX_W ? r1 - r : HL_GEMM_MAX_W;
+            int step = j->k->gemm_rows[w->type] ? j->k->gemm_rows[w->type] : HL_GEMM_MAX_W;
+            for (int r = r0; r < r1; r += step) {
+                int nw = r1 - r < step ? r1 - r : step;
                 gemm(w->n_in, base + (size_t)r * w->row_bytes, w->row_bytes, nw, at, as, na, yt + r,
                      (size_t)w->n_out);
             }
@@ -112,6 +137,7 @@ void hl_cpu_matmul_n(hl_pool *pool, const hl_mat *const *w, int n_mats, const fl
     for (int m = 0; m < n_mats; m++) {
         j.w[m] = w[m];
         j.y[m] = y[m];
+        j.packed_fn[m] = w[m]->packed ? hl_packed_kernel(w[m]->type) : NULL;
         hl_dtype at = hl_act_type(w[m]->type);
         if (at == HL_F32) { /* F32 weights read the floats themselves */
             j.act[m] = (const uint8_t *)x;
@@ -142,7 +168,7 @@ void hl_cpu_matmul_n(hl_pool *pool, const hl_mat *const *w, int n_mats, const fl
         /* Enough tasks for balance, few enough that handing them out is free. */
         int n_tasks = hl_pool_threads(pool) * 8;
         j.rows_per_task = (total_rows + n_tasks - 1) / n_tasks;
-        if (j.rows_per_task < 8) j.rows_per_task = 8;
+        j.rows_per_task = (j.rows_per_task + HL_PACK_ROWS - 1) / HL_PACK_ROWS * HL_PACK_ROWS;
     } else {
         j.rows_per_task = ROWS;
     }

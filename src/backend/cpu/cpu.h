@@ -26,6 +26,10 @@ typedef struct hl_mat {
     int n_in;         /* row length (ne[0]) */
     int n_out;        /* rows (ne[1]) */
     size_t row_bytes;
+    /* Optional copy re-laid in 8-row groups (repack.h); when set, the
+     * matmul reads it instead of data. */
+    const void *packed;
+    size_t group_bytes;
 } hl_mat;
 
 /* Floats of scratch hl_cpu_matmul needs for up to n_tok tokens of rows of

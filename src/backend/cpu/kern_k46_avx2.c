@@ -440,7 +440,7 @@ static void gemm_q4_k(int n, const void *w, size_t ws, int n_w, const void *a, s
                       float *out, size_t os) {
     const hl_block_q8_k *rows[4];
     for (int r = 0; r < 4; r++) rows[r] = act_block(a, as, r < n_a ? r : n_a - 1, 0);
-    __m256 acc[HL_GEMM_MAX_W];
+    __m256 acc[HL_GEMM_ROWS_MAX];
     for (int r = 0; r < n_w; r++) acc[r] = _mm256_setzero_ps();
     for (int i = 0; i < n / HL_QK_K; i++) {
         const hl_block_q8_k *const y[4] = {rows[0] + i, rows[1] + i, rows[2] + i, rows[3] + i};
@@ -537,6 +537,7 @@ void hl_kernels_fill_avx2_k46(hl_kernels *k) {
     k->dot[HL_Q4_K] = dot_q4_k;
     k->dot[HL_Q6_K] = dot_q6_k;
     k->gemm[HL_Q4_K] = gemm_q4_k;
+    k->gemm_rows[HL_Q4_K] = HL_GEMM_ROWS_MAX; /* the activation block prep pays off over 16 rows */
     k->quant[HL_Q8_K] = quant_q8_k;
 }
 #endif /* !K46_VNNI */

@@ -18,4 +18,5 @@ void hl_kernels_fill_avx512_k46(hl_kernels *k) { /* the quantizer is inherited *
     k->dot[HL_Q4_K] = dot_q4_k;
     k->dot[HL_Q6_K] = dot_q6_k;
     k->gemm[HL_Q4_K] = gemm_q4_k;
+    k->gemm_rows[HL_Q4_K] = HL_GEMM_ROWS_MAX;
 }

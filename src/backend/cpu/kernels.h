@@ -57,13 +57,15 @@ typedef void (*hl_vec_dot_fn)(int n, const void *w, const void *a, size_t a_stri
 
 /* Prefill tile: out[k * out_stride + r] = dot(weight row r, activation row
  * k) for r < n_w, k < n_a, where weight row r starts at (const char *)w +
- * r * w_stride, 1 <= n_w <= HL_GEMM_MAX_W and 1 <= n_a <= HL_DOT_MAX_A.
+ * r * w_stride, 1 <= n_w <= the type's gemm_rows (HL_GEMM_MAX_W when that
+ * entry is 0) and 1 <= n_a <= HL_DOT_MAX_A.
  * The kernel holds a tile of weight rows x activation rows in registers, so
  * each decoded weight block and each loaded activation block serves
  * several products. Optional: where NULL, the matmul calls dot per row.
  * Results equal dot's for the same rows (same per-block integer sums; the
  * float additions may be ordered differently). */
-#define HL_GEMM_MAX_W 4
+#define HL_GEMM_MAX_W 4     /* rows of a gemm call unless gemm_rows says more */
+#define HL_GEMM_ROWS_MAX 16 /* the most any gemm_rows entry may say */
 typedef void (*hl_gemm_fn)(int n, const void *w, size_t w_stride, int n_w, const void *a,
                            size_t a_stride, int n_a, float *out, size_t out_stride);
 
@@ -72,6 +74,7 @@ typedef struct hl_kernels {
     const char *name;                      /* "scalar", "avx2", "avx512" */
     hl_vec_dot_fn dot[HL_DTYPE_COUNT];     /* by weight type */
     hl_gemm_fn gemm[HL_DTYPE_COUNT];       /* by weight type; optional */
+    int gemm_rows[HL_DTYPE_COUNT];         /* rows per gemm call; 0 = HL_GEMM_MAX_W */
     hl_quant_act_fn quant[HL_DTYPE_COUNT]; /* by activation type */
 } hl_kernels;
 
