@@ -58,9 +58,13 @@ COS_MIN = 0.999       # per prompt, last-position logits over the full vocabular
 # changes 4 of 8 greedy continuations; flash attention on/off does the same on Qwen (2/8 greedy
 # identical). So a second engine is held to what llama.cpp's own variants achieve: on the real
 # models cosine >= 0.995, and a top-5 or greedy difference counts only where llama.cpp's own
-# logits put the two tokens within 0.3 of each other; on the synthetic models (flat logits,
+# logits put the two tokens within 0.5 of each other; on the synthetic models (flat logits,
 # spread ~0.3) cosine >= 0.999 with a 0.1 tie margin. --strict applies the thresholds.
-CALIBRATED = {"catalog": (0.995, 0.3), "file": (0.995, 0.3), "synth": (0.999, 0.1)}
+# The 0.5 is the noise floor of float summation order alone: our scalar, AVX2 and AVX-512
+# kernel paths compute identical per-block integer sums and differ only in the order of float
+# additions, yet on SmolLM2 (all Q4_1) they move each other's top-5 entries by up to 0.40 logits
+# and single logits by up to 1.5 (tests/ref/VERIFICATION.md).
+CALIBRATED = {"catalog": (0.995, 0.5), "file": (0.995, 0.5), "synth": (0.999, 0.1)}
 TOPK = 5
 N_PREDICT = 32        # greedy continuation length (never stops at EOS)
 

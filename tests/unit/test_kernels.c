@@ -9,7 +9,10 @@
  *     the input, as the scalar one does;
  *   - the scalar dot equals the double-precision dot of the decoded weight
  *     and activation values to 1e-5 relative to sum |w_i a_i| (the integer
- *     block sums are exact; only the float sums across blocks round);
+ *     block sums are exact; only the float sums across blocks round); for
+ *     Q4_1 / Q5_1 the exact value takes each block's min term as m * s,
+ *     s the Q8_1 block's f16 field, as llama.cpp does (s rounds d * sum(a)
+ *     to f16, so it is not the decoded activations' sum);
  *   - every SIMD path's dot, on the same quantized activations, equals the
  *     scalar dot within the same bound: that is the documented tolerance.
  */
@@ -64,6 +67,44 @@ static double act_step(hl_dtype at, const void *src, int n) {
         for (int i = 0; i < n / HL_QK_K; i++) s = fmax(s, fabs(((const hl_block_q8_k *)src)[i].d));
     }
     return s;
+}
+
+/* Block i of a Q4_1 / Q5_1 row: scale, minimum and the unsigned codes. */
+static void decode_min_block(hl_dtype wt, const void *row, int i, double *d, double *m,
+                             int q[HL_QK]) {
+    const uint8_t *qs, *qh = NULL;
+    uint16_t dh, mh;
+    if (wt == HL_Q4_1) {
+        const hl_block_q4_1 *b = (const hl_block_q4_1 *)row + i;
+        dh = b->d, mh = b->m, qs = b->qs;
+    } else {
+        const hl_block_q5_1 *b = (const hl_block_q5_1 *)row + i;
+        dh = b->d, mh = b->m, qs = b->qs, qh = b->qh;
+    }
+    uint32_t h = 0;
+    for (int k = 0; qh && k < 4; k++) h |= (uint32_t)qh[k] << (8 * k); /* bit j: code j's 5th bit */
+    for (int j = 0; j < HL_QK / 2; j++) {
+        q[j] = (qs[j] & 0xf) | (int)((h >> j) & 1) << 4;
+        q[j + HL_QK / 2] = (qs[j] >> 4) | (int)((h >> (j + HL_QK / 2)) & 1) << 4;
+    }
+    *d = hl_f16_to_f32(dh);
+    *m = hl_f16_to_f32(mh);
+}
+
+/* The exact dot of a Q4_1 / Q5_1 row with a Q8_1 row as llama.cpp defines
+ * it: per block d_w d_a sum(q_w q_a) + m_w s_a, in double. */
+static double exact_min_dot(hl_dtype wt, const void *w, const void *a, int n) {
+    const hl_block_q8_1 *ab = a;
+    double sum = 0;
+    for (int i = 0; i < n / HL_QK; i++) {
+        double dw, mw;
+        int q[HL_QK];
+        long sumi = 0;
+        decode_min_block(wt, w, i, &dw, &mw, q);
+        for (int j = 0; j < HL_QK; j++) sumi += (long)q[j] * ab[i].qs[j];
+        sum += dw * hl_f16_to_f32(ab[i].d) * (double)sumi + mw * hl_f16_to_f32(ab[i].s);
+    }
+    return sum;
 }
 
 static void check_act(const hl_kernels *k, hl_dtype at, const float *x, int n, void *buf, float *dec) {
@@ -154,6 +195,7 @@ TEST(kernels_every_path_matches_the_reference) {
                             exact += t;
                             mag += fabs(t);
                         }
+                        if (at == HL_Q8_1) exact = exact_min_dot(wt, wq, aq + a * astride, n);
                         double tol = 1e-5 * mag + 1e-6;
                         hl_test_checks += 2;
                         if (p == HL_PATH_SCALAR && !(fabs(out_ref[2 * a] - exact) <= tol))
@@ -204,8 +246,10 @@ TEST(kernels_gemm_tiles_match_dot) {
                 int n = nb * bs;
                 size_t wrow = hl_dtype_row_size(wt, (uint64_t)n) + 6, arow = hl_dtype_row_size(at, (uint64_t)n) + 12;
                 float *x = malloc(sizeof(float) * (size_t)n);
-                uint8_t *wq = malloc(wrow * HL_GEMM_MAX_W), *aq = malloc(arow * HL_DOT_MAX_A);
-                for (int r = 0; r < HL_GEMM_MAX_W; r++) {
+                int rows = k->gemm_rows[wt] ? k->gemm_rows[wt] : HL_GEMM_MAX_W;
+                CHECK(rows >= 1 && rows <= HL_GEMM_ROWS_MAX);
+                uint8_t *wq = malloc(wrow * HL_GEMM_ROWS_MAX), *aq = malloc(arow * HL_DOT_MAX_A);
+                for (int r = 0; r < HL_GEMM_ROWS_MAX; r++) {
                     for (int i = 0; i < n; i++) x[i] = kr_normal() * 0.05f;
                     hl_quantize_row(wt, x, wq + r * wrow, n);
                 }
@@ -214,14 +258,15 @@ TEST(kernels_gemm_tiles_match_dot) {
                     k->quant[at](x, aq + a * arow, n);
                 }
                 int bad = 0;
-                for (int nw = 1; nw <= HL_GEMM_MAX_W; nw++)
+                enum { OS = HL_GEMM_ROWS_MAX + 3 }; /* output stride, with gaps */
+                for (int nw = 1; nw <= rows; nw++)
                     for (int na = 1; na <= HL_DOT_MAX_A; na++) {
-                        float got[HL_DOT_MAX_A * 8], want[HL_DOT_MAX_A * 8];
-                        for (int i = 0; i < HL_DOT_MAX_A * 8; i++) got[i] = want[i] = -1.0f;
-                        k->gemm[wt](n, wq, wrow, nw, aq, arow, na, got, 8);
+                        float got[HL_DOT_MAX_A * OS], want[HL_DOT_MAX_A * OS];
+                        for (int i = 0; i < HL_DOT_MAX_A * OS; i++) got[i] = want[i] = -1.0f;
+                        k->gemm[wt](n, wq, wrow, nw, aq, arow, na, got, OS);
                         for (int r = 0; r < nw; r++)
-                            k->dot[wt](n, wq + r * wrow, aq, arow, na, want + r, 8);
-                        for (int i = 0; i < HL_DOT_MAX_A * 8; i++)
+                            k->dot[wt](n, wq + r * wrow, aq, arow, na, want + r, OS);
+                        for (int i = 0; i < HL_DOT_MAX_A * OS; i++)
                             bad += !(fabsf(got[i] - want[i]) <= 1e-5f * (fabsf(want[i]) + 1.0f));
                     }
                 if (bad)

@@ -193,13 +193,22 @@ void hl_cpu_rmsnorm(float *out, const float *x, const float *w, int n, float eps
         for (int i = 0; i < n; i++) out[i] = x[i] * scale;
 }
 
+/* The angles are computed as llama.cpp computes them, in float: pos times
+ * base^(-2/n_rot) raised by repeated multiplication, then divided by the
+ * frequency factor and multiplied by the scale. Any other evaluation order
+ * moves the angles by a few ulp, which a deep model amplifies into visibly
+ * different logits. */
 void hl_cpu_rope_table(float *cs, int n_rot, int pos, float base, float scale,
                        const float *freq_factors) {
+    const float step = powf(base, -2.0f / (float)n_rot);
+    float theta_base = (float)pos;
     for (int i = 0; i < n_rot / 2; i++) {
-        float theta = scale * (float)pos * powf(base, -2.0f * (float)i / (float)n_rot);
+        float theta = theta_base;
         if (freq_factors) theta /= freq_factors[i];
+        theta *= scale;
         cs[2 * i] = cosf(theta);
         cs[2 * i + 1] = sinf(theta);
+        theta_base *= step;
     }
 }
 

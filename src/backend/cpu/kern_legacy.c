@@ -8,16 +8,16 @@
  *   Q4_0 / Q5_0 / Q8_0:  x = dw * c, c = q - 8 | q - 16 | q (signed)
  *                        dot += (float)sum(c * a) * (dw * da)
  *   Q4_1 / Q5_1:         x = dw * q + m
- *                        dot += (dw * da) * sum(q * a) + m * (da * sum(a))
- * The integer sums are exact; only the float sums across blocks round.
- * llama.cpp takes da * sum(a) from the Q8_1 block's f16 field s, which is
- * rounded (to 11 bits, from the unrounded da) and so misses the dot of
- * the decoded rows by up to ~5e-4 of the min term: here sum(a) is
- * recomputed from the codes, so the result is that dot up to float
- * rounding (the test bounds it to 1e-5), in every path.
+ *                        dot += (dw * da) * sum(q * a) + m * s
+ * where s is the activation block's f16 field s = f16(d * sum(a)), d the
+ * unrounded scale: the min term is llama.cpp's, including the rounding
+ * of s (up to 2^-11 of it), not the dot of the decoded rows (m * da *
+ * sum(a)); every path uses s. The integer sums are exact; only the float
+ * sums across blocks round.
  *
  * Quantizers follow llama.cpp's reference: d = amax / 127 stored as f16,
- * a = roundf(x / d) (ties away from zero), Q8_1's s = f16(d * sum(a)).
+ * a = roundf(x * (1 / d)) (ties away from zero), Q8_1's s = f16(d *
+ * sum(a)) with the float product of the unrounded d and the exact sum.
  *
  * Pure functions over caller memory: thread-safe, no allocation.
  */
@@ -94,8 +94,8 @@ static void decode_q8_0(const void *blk, wblock *o) {
 }
 
 /* The shared loop. Activation blocks are Q8_0 (act_bytes 34, codes at 2) or
- * Q8_1 (36, codes at 4); both start with the f16 scale. with_min selects
- * the second formula of the header. */
+ * Q8_1 (36, s at 2, codes at 4); both start with the f16 scale. with_min
+ * selects the second formula of the header. */
 static inline void dot_rows(int n, const void *w, size_t w_bytes, decode_fn decode, int with_min,
                             const void *a, size_t a_stride, int n_a, float *out,
                             size_t out_stride) {
@@ -111,13 +111,15 @@ static inline void dot_rows(int n, const void *w, size_t w_bytes, decode_fn deco
             uint16_t dh;
             memcpy(&dh, ab, sizeof dh);
             const float da = hl_f16_to_f32(dh);
-            int sumi = 0, suma = 0;
-            for (int j = 0; j < HL_QK; j++) {
-                sumi += wb.c[j] * qa[j];
-                suma += qa[j];
+            int sumi = 0;
+            for (int j = 0; j < HL_QK; j++) sumi += wb.c[j] * qa[j];
+            if (with_min) {
+                uint16_t sh;
+                memcpy(&sh, ab + offsetof(hl_block_q8_1, s), sizeof sh);
+                sum[k] += (wb.d * da) * (float)sumi + wb.m * hl_f16_to_f32(sh);
+            } else {
+                sum[k] += (float)sumi * (wb.d * da);
             }
-            sum[k] += (float)sumi * (wb.d * da);
-            if (with_min) sum[k] += wb.m * (da * (float)suma);
         }
     }
     for (int k = 0; k < n_a; k++) out[k * out_stride] = sum[k];

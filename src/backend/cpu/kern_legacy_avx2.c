@@ -10,18 +10,19 @@
  *   Q4_0 / Q5_0:  maddubs(q, a) - maddubs(off, a), off = 8 | 16, which is
  *                 sum((q - off) a) pairwise (each term < 2 * 31 * 127);
  *   Q8_0:         maddubs(|c|, a * sign(c)) (each < 2 * 128 * 127 < 2^15);
- *   Q4_1 / Q5_1:  maddubs(q, a), and maddubs(1, a) for sum(a), which the
- *                 min term needs (see kern_legacy.c);
+ *   Q4_1 / Q5_1:  maddubs(q, a); the min term is m * s, s the f16 field
+ *                 of the Q8_1 block, as in llama.cpp (see kern_legacy.c);
  * madd with ones widens them to 8 i32 lanes totalling the block's exact
  * integer sum.
  *
  * Blocks go in groups of 4: the 4 lane vectors are reduced (unpacks and
  * adds) to one vector whose lane j is block j's sum, converted to float
- * once and multiply-added with the 4 scale products dw * da (and m * da);
- * the f16 scales are packed through a general register and converted with
- * one vcvtph2ps. A weight group is decoded once for all n_a activation
- * rows. Leftover blocks take a per-block path. (Groups of 8, as the
- * AVX-512 file uses, need more than 16 vector registers: measured slower.)
+ * once and multiply-added with the 4 scale products dw * da (then the 4
+ * min terms m * s); the f16 scales are packed through a general register
+ * and converted with one vcvtph2ps. A weight group is decoded once for
+ * all n_a activation rows. Leftover blocks take a per-block path.
+ * (Groups of 8, as the AVX-512 file uses, need more than 16 vector
+ * registers: measured slower.)
  *
  * The prefill tiles (gemm) of Q4_0 Q4_1 Q5_0 Q5_1 compute the same
  * integer sums in a transposed layout; see their section.
@@ -147,20 +148,25 @@ INLINE size_t acodes(hl_dtype t) {
     return has_min(t) ? offsetof(hl_block_q8_1, qs) : offsetof(hl_block_q8_0, qs);
 }
 
-/* 8 i32 lanes totalling the block's integer sum: *p sum((u - off) a) or,
- * for Q8_0, sum(u a); *s sum(a) for the _1 types. */
-INLINE void block_sums(hl_dtype t, wcodes w, const uint8_t *ab, __m256i *p, __m256i *s) {
+/* 8 i32 lanes totalling the block's integer sum: sum((u - off) a) or, for
+ * Q8_0, sum(u a). */
+INLINE __m256i block_sum(hl_dtype t, wcodes w, const uint8_t *ab) {
     const __m256i a = _mm256_loadu_si256((const __m256i *)(ab + acodes(t)));
-    if (t == HL_Q8_0) {
-        *p = widen_pairs(_mm256_maddubs_epi16(w.mag, _mm256_sign_epi8(a, w.u)));
-        return;
-    }
+    if (t == HL_Q8_0) return widen_pairs(_mm256_maddubs_epi16(w.mag, _mm256_sign_epi8(a, w.u)));
     __m256i p16 = _mm256_maddubs_epi16(w.u, a);
-    if (has_min(t))
-        *s = widen_pairs(_mm256_maddubs_epi16(_mm256_set1_epi8(1), a));
-    else
+    if (!has_min(t))
         p16 = _mm256_sub_epi16(p16, _mm256_maddubs_epi16(_mm256_set1_epi8((char)offset(t)), a));
-    *p = widen_pairs(p16);
+    return widen_pairs(p16);
+}
+
+/* The Q8_1 block's s field (the _1 types' min term is m * s). */
+INLINE float act_s(const uint8_t *ab) {
+    return half(ab + offsetof(hl_block_q8_1, s));
+}
+
+/* v with x added to lane 0 (a leftover block's min term). */
+INLINE __m256 add_lane0(__m256 v, float x) {
+    return _mm256_add_ps(v, _mm256_zextps128_ps256(_mm_set_ss(x)));
 }
 
 /* Lane j of the result = the total of v[j]'s 8 lanes. */
@@ -206,13 +212,13 @@ INLINE void dot_rows(hl_dtype t, int n, const uint8_t *w, const uint8_t *a, size
 #pragma GCC unroll 4
         for (int k = 0; k < n_a; k++) {
             const uint8_t *ag = a + k * a_stride + ib * ab;
-            __m256i p[GROUP], s[GROUP];
+            __m256i p[GROUP];
 #pragma GCC unroll 4
-            for (int j = 0; j < GROUP; j++) block_sums(t, u[j], ag + j * ab, &p[j], &s[j]);
+            for (int j = 0; j < GROUP; j++) p[j] = block_sum(t, u[j], ag + j * ab);
             const __m128 da = halves4(ag, ab);
             acc4[k] = _mm_fmadd_ps(_mm_cvtepi32_ps(totals4(p)), _mm_mul_ps(dw, da), acc4[k]);
             if (has_min(t))
-                acc4[k] = _mm_fmadd_ps(_mm_cvtepi32_ps(totals4(s)), _mm_mul_ps(m, da), acc4[k]);
+                acc4[k] = _mm_fmadd_ps(m, halves4(ag + offsetof(hl_block_q8_1, s), ab), acc4[k]);
         }
     }
     for (; ib < nb; ib++) {
@@ -221,12 +227,10 @@ INLINE void dot_rows(hl_dtype t, int n, const uint8_t *w, const uint8_t *a, size
         const float dw = half(wblk), m = has_min(t) ? half(wblk + 2) : 0.0f;
         for (int k = 0; k < n_a; k++) {
             const uint8_t *ablk = a + k * a_stride + ib * ab;
-            __m256i p, s;
-            block_sums(t, u, ablk, &p, &s);
+            const __m256i p = block_sum(t, u, ablk);
             const float da = half(ablk);
             acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * da), acc[k]);
-            if (has_min(t))
-                acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(m * da), acc[k]);
+            if (has_min(t)) acc[k] = add_lane0(acc[k], m * act_s(ablk));
         }
     }
     for (int k = 0; k < n_a; k++) out[k * out_stride] = hsum(acc[k], acc4[k]);
@@ -271,13 +275,14 @@ DEFINE_DOT(dot_q8_0, HL_Q8_0)
  *
  * Registers are few (16), so the activation rows of up to CHUNK groups
  * are transposed once into a stack buffer, with their corrections, scales
- * and (_1 types) sums; then each weight row sweeps the chunk, its group
- * decoded once into 8 registers for the n_a activation rows. The n_a
+ * and (_1 types) s fields; then each weight row sweeps the chunk, its
+ * group decoded once into 8 registers for the n_a activation rows. The n_a
  * products of a group are folded with horizontal adds into one vector
  * (lanes k and k + 4: activation row k), stored per group and summed
  * after the sweep, so no accumulator is carried through memory. Leftover
  * blocks (n / 32 not a multiple of 8) go one by one in the natural layout
- * of the row kernel and fold the same way. */
+ * of the row kernel and fold the same way. The _1 types' min term is m *
+ * s, s the Q8_1 blocks' f16 field, as in the row kernel. */
 
 #define TGROUP 8 /* blocks of a transposed group */
 #define CHUNK 16 /* groups staged at once */
@@ -367,27 +372,23 @@ typedef struct agroup {
     __m256i q[8]; /* transposed codes */
     __m256i base; /* 16-bit lanes: -off * the pair sums of a (0 for the _1 types) */
     __m256 d;     /* lane j: block j's scale */
-    __m256 ms;    /* _1 types: d * sum(a) */
+    __m256 s;     /* _1 types, lane j: block j's s field */
 } agroup;
 
 INLINE void act_group(hl_dtype t, const uint8_t *ag, agroup *g) {
     const size_t ab = abytes(t);
-    const __m256i by = _mm256_set1_epi8((char)(has_min(t) ? 1 : offset(t)));
+    const __m256i by = _mm256_set1_epi8((char)offset(t));
     __m256i q[8], s = _mm256_setzero_si256();
     transpose8x32(ag + acodes(t), ab, q);
 #pragma GCC unroll 8
     for (int c = 0; c < 8; c++) {
         g->q[c] = q[c];
-        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(by, q[c])); /* |lane| <= 2032 */
+        if (!has_min(t))
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(by, q[c])); /* |lane| <= 2032 */
     }
     g->d = halves8(ag, ab);
-    if (has_min(t)) {
-        g->base = _mm256_setzero_si256();
-        g->ms = _mm256_mul_ps(g->d, _mm256_cvtepi32_ps(widen_pairs(s)));
-    } else {
-        g->base = _mm256_sub_epi16(_mm256_setzero_si256(), s);
-        g->ms = g->d;
-    }
+    g->base = _mm256_sub_epi16(_mm256_setzero_si256(), s);
+    g->s = has_min(t) ? halves8(ag + offsetof(hl_block_q8_1, s), ab) : g->d;
 }
 
 /* Lane j: block j's integer sum of weight codes u against the staged
@@ -435,7 +436,7 @@ INLINE void tile_chunk(hl_dtype t, int ib, int ng, const uint8_t *w, size_t w_st
                 if (k >= n_a) continue;
                 const agroup *g = &st[k][gi];
                 p[k] = _mm256_mul_ps(_mm256_cvtepi32_ps(group_sum(t, u, g)), _mm256_mul_ps(dw, g->d));
-                if (has_min(t)) p[k] = _mm256_fmadd_ps(m, g->ms, p[k]);
+                if (has_min(t)) p[k] = _mm256_fmadd_ps(m, g->s, p[k]);
             }
             part[gi] = fold4(_mm256_setzero_ps(), p);
         }
@@ -461,11 +462,9 @@ INLINE void tile_block(hl_dtype t, const uint8_t *w, size_t w_stride, int n_w, c
             if (k >= n_a) continue;
             const uint8_t *ablk = a + k * a_stride;
             const float da = half(ablk);
-            __m256i ps, ss;
-            block_sums(t, u, ablk, &ps, &ss);
-            p[k] = _mm256_mul_ps(_mm256_cvtepi32_ps(ps), _mm256_set1_ps(dw * da));
-            if (has_min(t))
-                p[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ss), _mm256_set1_ps(m * da), p[k]);
+            p[k] =
+                _mm256_mul_ps(_mm256_cvtepi32_ps(block_sum(t, u, ablk)), _mm256_set1_ps(dw * da));
+            if (has_min(t)) p[k] = add_lane0(p[k], m * act_s(ablk));
         }
         acc[r] = fold4(acc[r], p);
     }

@@ -11,16 +11,17 @@
  * for an activation block a (codes in [-127, 127], as every Q8 quantizer
  * here and in llama.cpp produces, so -a fits a byte):
  *   dpbusd(dpbusd(0, u, a), off, -a)  = 8 lanes totalling sum((u - off) a)
- *   dpbusd(0, 1, a)                   = 8 lanes totalling sum(a)  (_1 types)
- * all exact (a lane is at most 4 * 255 * 127 in size).
+ * all exact (a lane is at most 4 * 255 * 127 in size). The _1 types' min
+ * term is m * s, s the Q8_1 block's f16 field, as in llama.cpp (see
+ * kern_legacy.c).
  *
  * Blocks go in groups of 8: the 8 lane vectors are reduced to one vector
  * whose lane j is block j's integer sum (unpacks and adds), converted to
- * float once, and multiply-added with the 8 scale products dw * da (and
- * m * da), whose f16 inputs are gathered through general registers and
- * converted with one vcvtph2ps each. A weight group is decoded once and
- * used for all n_a activation rows. Leftover blocks (n / 32 not a multiple
- * of 8) take a per-block path. 256-bit vectors: on the Zen-4-class CPU
+ * float once, and multiply-added with the 8 scale products dw * da (then
+ * the 8 min terms m * s), whose f16 inputs are gathered through general
+ * registers and converted with one vcvtph2ps each. A weight group is
+ * decoded once and used for all n_a activation rows. Leftover blocks
+ * (n / 32 not a multiple of 8) take a per-block path. 256-bit vectors: on the Zen-4-class CPU
  * this was tuned on, 512-bit forms (double-pumped; two blocks a vector)
  * measured 30% slower, the sign trick (|c|, a * sign(c)) 20% slower.
  *
@@ -128,16 +129,24 @@ INLINE size_t acodes(hl_dtype t) {
     return has_min(t) ? offsetof(hl_block_q8_1, qs) : offsetof(hl_block_q8_0, qs);
 }
 
-/* 8 i32 lanes totalling the block's integer sum: *p sum((u - off) a), and
- * *s sum(a) for the _1 types. */
-INLINE void block_sums(hl_dtype t, __m256i u, const uint8_t *ab, __m256i *p, __m256i *s) {
+/* 8 i32 lanes totalling the block's integer sum sum((u - off) a). */
+INLINE __m256i block_sum(hl_dtype t, __m256i u, const uint8_t *ab) {
     const __m256i a = _mm256_loadu_si256((const __m256i *)(ab + acodes(t)));
     const __m256i zero = _mm256_setzero_si256();
-    *p = _mm256_dpbusd_epi32(zero, u, a);
-    if (has_min(t))
-        *s = _mm256_dpbusd_epi32(zero, _mm256_set1_epi8(1), a);
-    else
-        *p = _mm256_dpbusd_epi32(*p, _mm256_set1_epi8((char)offset(t)), _mm256_sub_epi8(zero, a));
+    const __m256i p = _mm256_dpbusd_epi32(zero, u, a);
+    if (has_min(t)) return p;
+    return _mm256_dpbusd_epi32(p, _mm256_set1_epi8((char)offset(t)), _mm256_sub_epi8(zero, a));
+}
+
+/* The Q8_1 block's s field (the _1 types' min term is m * s). */
+INLINE float act_s(const uint8_t *ab) {
+    return half(ab + offsetof(hl_block_q8_1, s));
+}
+
+/* x in lane 0, zeros above (a leftover block's min term, for one FMA into
+ * an accumulator whose lanes are summed). */
+INLINE __m256 lane0(float x) {
+    return _mm256_zextps128_ps256(_mm_set_ss(x));
 }
 
 /* Lane j of the result = the total of v[j]'s 8 lanes. */
@@ -180,14 +189,13 @@ INLINE void dot_rows(hl_dtype t, int n, const uint8_t *w, const uint8_t *a, size
 #pragma GCC unroll 4
         for (int k = 0; k < n_a; k++) {
             const uint8_t *ag = a + k * a_stride + ib * ab;
-            __m256i p[GROUP], s[GROUP];
+            __m256i p[GROUP];
 #pragma GCC unroll 8
-            for (int j = 0; j < GROUP; j++) block_sums(t, u[j], ag + j * ab, &p[j], &s[j]);
+            for (int j = 0; j < GROUP; j++) p[j] = block_sum(t, u[j], ag + j * ab);
             const __m256 da = halves8(ag, ab);
             acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(totals8(p)), _mm256_mul_ps(dw, da), acc[k]);
             if (has_min(t))
-                acc[k] =
-                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(totals8(s)), _mm256_mul_ps(m, da), acc[k]);
+                acc[k] = _mm256_fmadd_ps(m, halves8(ag + offsetof(hl_block_q8_1, s), ab), acc[k]);
         }
     }
     for (; ib < nb; ib++) {
@@ -196,12 +204,10 @@ INLINE void dot_rows(hl_dtype t, int n, const uint8_t *w, const uint8_t *a, size
         const float dw = half(wblk), m = has_min(t) ? half(wblk + 2) : 0.0f;
         for (int k = 0; k < n_a; k++) {
             const uint8_t *ablk = a + k * a_stride + ib * ab;
-            __m256i p, s;
-            block_sums(t, u, ablk, &p, &s);
+            const __m256i p = block_sum(t, u, ablk);
             const float da = half(ablk);
             acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * da), acc[k]);
-            if (has_min(t))
-                acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(m * da), acc[k]);
+            if (has_min(t)) acc[k] = _mm256_add_ps(acc[k], lane0(m * act_s(ablk)));
         }
     }
     for (int k = 0; k < n_a; k++) out[k * out_stride] = hsum(acc[k]);
@@ -240,8 +246,8 @@ DEFINE_DOT(dot_q8_0, HL_Q8_0)
  * and each activation row is transposed once per group and meets all of
  * them. The offset correction -off * sum(a) is computed once per
  * activation row and group (4 vpdpbusd against the constant off) and
- * starts each pair's sum; for the _1 types that sum(a) gives the min term
- * da * sum(a), added as m * (da * sum(a)). 16 float accumulators (one per
+ * starts each pair's sum; the _1 types instead add the min term m * s,
+ * s the Q8_1 blocks' f16 field. 16 float accumulators (one per
  * pair, 8 lanes summed at the end) and the 16 weight vectors fill the 32
  * registers. Leftover blocks (n / 32 not a multiple of 8) go block by
  * block in the natural layout into the same accumulators.
@@ -352,28 +358,28 @@ INLINE void weight_group(hl_dtype t, const uint8_t *wg, __m512i w[4]) {
 }
 
 /* An activation group: codes z in that layout, the start of each pair's
- * integer sum (-off * sum(a), by halves), scales da and, for the _1 types,
- * ms = da * sum(a). */
+ * integer sum (-off * sum(a), by halves; 0 for the _1 types), scales da
+ * and, for the _1 types, the s fields. */
 typedef struct agroup {
     __m512i z[4], base;
-    __m256 da, ms;
+    __m256 da, s;
 } agroup;
 
 INLINE void act_group(hl_dtype t, const uint8_t *ag, agroup *g) {
     const size_t ab = abytes(t);
     transpose8x32(ag + acodes(t), ab, g->z);
-    const __m512i by = _mm512_set1_epi8((char)(has_min(t) ? 1 : offset(t)));
-    __m512i s = _mm512_setzero_si512();
-#pragma GCC unroll 4
-    for (int m = 0; m < 4; m++) s = _mm512_dpbusd_epi32(s, by, g->z[m]);
     g->da = halves8(ag, ab);
     if (has_min(t)) {
         g->base = _mm512_setzero_si512();
-        g->ms = _mm256_mul_ps(g->da, _mm256_cvtepi32_ps(fold(s)));
-    } else {
-        g->base = _mm512_sub_epi32(_mm512_setzero_si512(), s);
-        g->ms = g->da;
+        g->s = halves8(ag + offsetof(hl_block_q8_1, s), ab);
+        return;
     }
+    const __m512i by = _mm512_set1_epi8((char)offset(t));
+    __m512i s = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int m = 0; m < 4; m++) s = _mm512_dpbusd_epi32(s, by, g->z[m]);
+    g->base = _mm512_sub_epi32(_mm512_setzero_si512(), s);
+    g->s = g->da;
 }
 
 /* The tile over the first nb8 blocks (a multiple of 8) into acc[r][k],
@@ -404,7 +410,7 @@ INLINE void tile_groups(hl_dtype t, int nb8, const uint8_t *w, size_t w_stride, 
                 for (int j = 0; j < 4; j++) s = _mm512_dpbusd_epi32(s, wz[r][j], g.z[j]);
                 acc[r][k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold(s)), _mm256_mul_ps(dw[r], g.da),
                                             acc[r][k]);
-                if (has_min(t)) acc[r][k] = _mm256_fmadd_ps(m[r], g.ms, acc[r][k]);
+                if (has_min(t)) acc[r][k] = _mm256_fmadd_ps(m[r], g.s, acc[r][k]);
             }
         }
     }
@@ -429,18 +435,18 @@ INLINE void tile_block(hl_dtype t, const uint8_t *w, size_t w_stride, int n_w, c
         const __m256i zero = _mm256_setzero_si256();
         const float da = half(ablk);
         __m256i base = zero;
-        __m256 ms = _mm256_setzero_ps();
+        __m256 s = _mm256_setzero_ps();
         if (has_min(t))
-            ms = _mm256_mul_ps(_mm256_set1_ps(da),
-                               _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(zero, _mm256_set1_epi8(1), q)));
+            s = lane0(act_s(ablk));
         else
             base = _mm256_sub_epi32(zero,
                                     _mm256_dpbusd_epi32(zero, _mm256_set1_epi8((char)offset(t)), q));
 #pragma GCC unroll 4
         for (int r = 0; r < n_w; r++) {
-            const __m256i s = _mm256_dpbusd_epi32(base, u[r], q);
-            acc[r][k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(dw[r] * da), acc[r][k]);
-            if (has_min(t)) acc[r][k] = _mm256_fmadd_ps(_mm256_set1_ps(m[r]), ms, acc[r][k]);
+            const __m256i p = _mm256_dpbusd_epi32(base, u[r], q);
+            acc[r][k] =
+                _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw[r] * da), acc[r][k]);
+            if (has_min(t)) acc[r][k] = _mm256_fmadd_ps(_mm256_set1_ps(m[r]), s, acc[r][k]);
         }
     }
 }
