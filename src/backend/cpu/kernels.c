@@ -7,6 +7,9 @@
  */
 #include "kernels.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +30,21 @@ hl_dtype hl_act_type(hl_dtype t) {
     }
 }
 
+int hl_cpu_has_f16c(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C); /* clang's builtin lacks "f16c" */
+#else
+    return 0;
+#endif
+}
+
 static void detect(void) {
     has_path[HL_PATH_SCALAR] = 1;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     has_path[HL_PATH_AVX2] = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                             __builtin_cpu_supports("f16c");
+                             hl_cpu_has_f16c();
     has_path[HL_PATH_AVX512] = has_path[HL_PATH_AVX2] && __builtin_cpu_supports("avx512f") &&
                                __builtin_cpu_supports("avx512bw") &&
                                __builtin_cpu_supports("avx512vl") &&

@@ -88,6 +88,8 @@ const hl_kernels *hl_kernels_best(void);
 const hl_kernels *hl_kernels_get(hl_cpu_path path);
 /* Whether the CPU (and OS) support a path. */
 int hl_cpu_has_path(hl_cpu_path path);
+/* Whether the CPU has F16C (half conversions), from cpuid. */
+int hl_cpu_has_f16c(void);
 
 /* --- Filled in by each path's files; used only by kernels.c. --------------- */
 void hl_kernels_fill_scalar_legacy(hl_kernels *k); /* Q4_0 Q4_1 Q5_0 Q5_1 Q8_0; Q8_0 Q8_1 */

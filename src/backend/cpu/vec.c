@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "quant.h"
 
 #define LANES 8
@@ -121,8 +122,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static void choose(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && hl_cpu_has_f16c())
         avx2 = &hl_vec_avx2_table;
 #endif
     const char *want = getenv("HL_CPU_PATH");
