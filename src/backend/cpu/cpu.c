@@ -37,16 +37,6 @@ size_t hl_cpu_matmul_scratch(int n_in, int n_tok, int n_threads) {
     return (MAX_MATS * per + 64) / sizeof(float) + 16;
 }
 
-float hl_cpu_dot(const float *a, const float *b, int n) {
-    float s[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) s[j] += a[i + j] * b[i + j];
-    float r = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-    for (; i < n; i++) r += a[i] * b[i];
-    return r;
-}
-
 void hl_cpu_get_row(const hl_mat *w, int r, float *out) {
     hl_dequantize_row(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, out, w->n_in);
 }
@@ -232,23 +222,4 @@ void hl_cpu_rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float 
     if (n_rot > 512) n_rot = 512;
     hl_cpu_rope_table(cs, n_rot, pos, base, scale, freq_factors);
     hl_cpu_rope_apply(x, n_heads, head_dim, n_rot, cs, neox);
-}
-
-void hl_cpu_softmax(float *x, int n) {
-    float mx = -INFINITY;
-    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-    double sum = 0;
-    for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - mx);
-        sum += x[i];
-    }
-    float inv = (float)(1.0 / sum);
-    for (int i = 0; i < n; i++) x[i] *= inv;
-}
-
-float hl_cpu_silu(float x) { return x / (1.0f + expf(-x)); }
-
-float hl_cpu_gelu(float x) {
-    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
-    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
 }

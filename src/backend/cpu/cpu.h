@@ -53,7 +53,6 @@ void hl_cpu_matmul_n(hl_pool *pool, const hl_mat *const *w, int n_mats, const fl
 /* Row r of w as floats (n_in of them). */
 void hl_cpu_get_row(const hl_mat *w, int r, float *out);
 
-float hl_cpu_dot(const float *a, const float *b, int n);
 /* out = x / rms(x) * w (w may be NULL: no weight). out may alias x. */
 void hl_cpu_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
 /* Rotates n_rot leading dims of each of n_heads heads of length head_dim at
@@ -65,8 +64,5 @@ void hl_cpu_rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float 
 void hl_cpu_rope_table(float *cs, int n_rot, int pos, float base, float scale,
                        const float *freq_factors);
 void hl_cpu_rope_apply(float *x, int n_heads, int head_dim, int n_rot, const float *cs, int neox);
-void hl_cpu_softmax(float *x, int n);
-float hl_cpu_silu(float x);
-float hl_cpu_gelu(float x); /* tanh approximation */
 
 #endif
