@@ -46,11 +46,12 @@ $(BUILD)/%_avx512.o: %_avx512.c
 # The whole suite: unit tests, the same under ASan+UBSan, a short run of every
 # fuzzer, the command-line tests, then the reference tests against the
 # committed llama.cpp goldens. Installs what is missing first.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test:
 	scripts/bootstrap.sh --no-start
-	$(MAKE) unit
-	$(MAKE) asan
-	$(MAKE) fuzz-smoke
+	$(MAKE) -j$(JOBS) unit
+	$(MAKE) -j$(JOBS) asan
+	$(MAKE) -j$(JOBS) fuzz-smoke
 	.venv/bin/python -m pytest -q tests/cli
 	scripts/test_ref.sh
 
