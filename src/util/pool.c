@@ -20,6 +20,15 @@
 
 #define SPIN_ROUNDS 20000
 
+/* Tells the core this is a spin-wait: on x86 `pause` stops the loop from
+ * flooding the pipeline, which matters when the other worker is an SMT
+ * sibling doing the real work. */
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 typedef struct worker {
     hl_pool *pool;
     int index;
@@ -58,7 +67,10 @@ static void *worker_main(void *arg) {
     for (;;) {
         int spins = 0;
         while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit)) {
-            if (++spins < SPIN_ROUNDS) continue;
+            if (++spins < SPIN_ROUNDS) {
+                cpu_relax();
+                continue;
+            }
             pthread_mutex_lock(&p->mu);
             atomic_fetch_add(&p->n_sleeping, 1);
             while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit))
@@ -137,5 +149,10 @@ void hl_pool_run(hl_pool *p, hl_pool_fn fn, void *ctx, int n_tasks) {
         pthread_mutex_unlock(&p->mu);
     }
     run_tasks(p, 0);
-    while (atomic_load(&p->n_done) < p->n_threads - 1) sched_yield();
+    for (int spins = 0; atomic_load(&p->n_done) < p->n_threads - 1; spins++) {
+        if (spins < SPIN_ROUNDS)
+            cpu_relax();
+        else
+            sched_yield();
+    }
 }
