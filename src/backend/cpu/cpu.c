@@ -215,11 +215,3 @@ void hl_cpu_rope_apply(float *x, int n_heads, int head_dim, int n_rot, const flo
         }
     }
 }
-
-void hl_cpu_rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float base, float scale,
-                 const float *freq_factors, int neox) {
-    float cs[2 * 512];
-    if (n_rot > 512) n_rot = 512;
-    hl_cpu_rope_table(cs, n_rot, pos, base, scale, freq_factors);
-    hl_cpu_rope_apply(x, n_heads, head_dim, n_rot, cs, neox);
-}

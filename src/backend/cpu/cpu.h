@@ -55,12 +55,10 @@ void hl_cpu_get_row(const hl_mat *w, int r, float *out);
 
 /* out = x / rms(x) * w (w may be NULL: no weight). out may alias x. */
 void hl_cpu_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
-/* Rotates n_rot leading dims of each of n_heads heads of length head_dim at
- * position pos: adjacent pairs, or (i, i + n_rot/2) pairs when neox. */
-void hl_cpu_rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float base, float scale,
-                 const float *freq_factors, int neox);
-/* The same in two steps: the cos/sin table of one position (n_rot floats,
- * cos and sin interleaved), then its application to any number of heads. */
+/* Rope in two steps: the cos/sin table of one position (n_rot floats, cos
+ * and sin interleaved), then the rotation of the n_rot leading dims of each
+ * of n_heads heads of length head_dim: adjacent pairs, or (i, i + n_rot/2)
+ * pairs when neox. One table serves every layer and head of a token. */
 void hl_cpu_rope_table(float *cs, int n_rot, int pos, float base, float scale,
                        const float *freq_factors);
 void hl_cpu_rope_apply(float *x, int n_heads, int head_dim, int n_rot, const float *cs, int neox);
