@@ -1,8 +1,8 @@
 # heylook - build. `make` builds the CPU program; `make test` runs everything CI runs.
-# Targets: all (cpu), test, unit, asan, fuzz, cuda (reserved), format, clean.
+# Targets: all (cpu), test, unit, asan, fuzz, bench, cuda (reserved), format, clean.
 
 CC      ?= cc
-PKGS    := libpcre2-8 libarchive libcrypto
+PKGS    := libpcre2-8 libarchive libcrypto json-c libmicrohttpd yaml-0.1
 CFLAGS  ?= -O2 -g
 override CFLAGS += -std=c17 -Wall -Wextra -Werror -pthread -D_GNU_SOURCE -fno-strict-aliasing \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -17,7 +17,7 @@ TSRCS   := $(sort $(wildcard tests/unit/*.c))
 TOBJS   := $(TSRCS:%.c=$(BUILD)/%.o)
 DEPS    := $(OBJS:.o=.d) $(TOBJS:.o=.d)
 
-.PHONY: all cpu test unit asan fuzz fuzz-smoke cuda format clean
+.PHONY: all cpu test unit asan fuzz fuzz-smoke bench cuda format clean
 all cpu: $(BUILD)/heylookllm
 
 $(BUILD)/heylookllm: $(OBJS)
@@ -44,7 +44,8 @@ $(BUILD)/%_avx512.o: %_avx512.c
 -include $(DEPS)
 
 # The whole suite: unit tests, the same under ASan+UBSan, a short run of every
-# fuzzer, the command-line tests, then the reference tests against the
+# fuzzer, the command-line, template and server tests (the server tests also
+# against the ASan+UBSan build), then the reference tests against the
 # committed llama.cpp goldens. Installs what is missing first.
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test:
@@ -52,7 +53,8 @@ test:
 	$(MAKE) -j$(JOBS) unit
 	$(MAKE) -j$(JOBS) asan
 	$(MAKE) -j$(JOBS) fuzz-smoke
-	.venv/bin/python -m pytest -q tests/cli
+	.venv/bin/python -m pytest -q tests/cli tests/template tests/server
+	HEYLOOK_BIN=build-asan/heylookllm ASAN_OPTIONS=detect_leaks=1 .venv/bin/python -m pytest -q tests/server
 	scripts/test_ref.sh
 
 unit: $(BUILD)/test_unit $(BUILD)/heylookllm
@@ -81,6 +83,11 @@ fuzz-smoke: fuzz
 	  if ! $$f -max_total_time=$(FUZZ_SECONDS) $$d $$seeds >$$d.log 2>&1; then \
 	    tail -n 40 $$d.log; rm -rf $$d $$d.log; exit 1; fi; \
 	  tail -n 1 $$d.log; rm -rf $$d $$d.log; done
+
+# Micro-benchmarks linked against the program's objects (bench/*.py drive them).
+bench: $(BUILD)/bench_json
+$(BUILD)/bench_json: bench/bench_json.c $(LIBOBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 cuda:
 	@echo "make cuda: the CUDA backend is not built yet (it is the CUDA issue's work)"; exit 1

@@ -2,16 +2,16 @@
 # bootstrap.sh - from a fresh Debian machine to a running heylook:
 # installs the missing Debian packages, creates the test venv, fetches
 # llama.cpp's vocab test files, builds, pulls the default model and starts it.
-#   scripts/bootstrap.sh              everything, then start
+#   scripts/bootstrap.sh [SERVE-ARGS]  everything, then `heylookllm serve` on the default model
 #   scripts/bootstrap.sh --no-start   everything but starting (used by `make test`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 start=1
-[ "${1:-}" = "--no-start" ] && start=0
+if [ "${1:-}" = "--no-start" ]; then start=0; shift; fi
 
 # Debian packages the build, the tests and the fuzzers need.
-pkgs=(build-essential pkg-config clang libclang-rt-dev libpcre2-dev libarchive-dev libssl-dev python3 python3-venv)
+pkgs=(build-essential pkg-config clang libclang-rt-dev libpcre2-dev libarchive-dev libssl-dev libjson-c-dev libmicrohttpd-dev libyaml-dev python3 python3-venv)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -58,7 +58,5 @@ make -j"$(nproc)"
 
 if [ $start -eq 1 ]; then
     build/heylookllm pull smollm2-135m-instruct
-    # The HTTP server arrives with the server issue; until then this runs the default model.
-    exec build/heylookllm run --model smollm2-135m-instruct --temp 0 -n 64 \
-        --prompt "${HEYLOOK_PROMPT:-The three most useful things to know about running language models locally are}"
+    exec build/heylookllm serve --model smollm2-135m-instruct "$@"
 fi
