@@ -6,6 +6,7 @@
 #ifndef HL_CLI_H
 #define HL_CLI_H
 
+int cmd_serve(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
@@ -13,5 +14,7 @@ int cmd_pull(int argc, char **argv);
 int cmd_models(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_template(int argc, char **argv);
 
 #endif

@@ -2,15 +2,16 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../util/version.h"
 #include "cli.h"
 
-#define HL_VERSION "0.1.0"
 
 static const struct {
     const char *name;
     int (*fn)(int, char **);
     const char *help;
 } COMMANDS[] = {
+    {"serve", cmd_serve, "serve models over the OpenAI API: serve [--config FILE | --model NAME|PATH...]"},
     {"run", cmd_run, "generate text from a prompt: run --model NAME|PATH --prompt TEXT [-n N]"},
     {"tokenize", cmd_tokenize, "print token ids: tokenize --model FILE --file TEXTFILE [--no-special]"},
     {"synth", cmd_synth, "write a synthetic GGUF model of a named or explicit shape"},
@@ -18,6 +19,8 @@ static const struct {
     {"models", cmd_models, "list the catalog and what is cached"},
     {"bench", cmd_bench, "prompt / generation speed and bandwidth: bench --model M [-p 512] [-n 128] [--csv]"},
     {"eval", cmd_eval, "logits and greedy continuations for verification (JSON lines)"},
+    {"import", cmd_import, "write a models.yaml for the GGUF files in a folder: import --folder PATH"},
+    {"template", cmd_template, "render a chat template: template --template FILE|MODEL.gguf --messages FILE.json"},
 };
 
 static void usage(FILE *out) {

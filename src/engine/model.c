@@ -43,6 +43,7 @@ struct hl_model {
     float **owned;                           /* converted norm/bias vectors */
     int n_owned;
     void **packed;                           /* repacked matrices */
+    uint64_t touch_sum;                      /* of the bytes read to page weights in */
     int n_packed;
     uint64_t packed_bytes;
     uint64_t weight_bytes;
@@ -301,19 +302,43 @@ static int repack_one(hl_model *m, hl_mat *w, hl_err *e) {
     return 0;
 }
 
-static int repack_matrices(hl_model *m, hl_err *e) {
+/* Reads one byte of every page of a matrix, so its pages are resident when
+ * the first request comes (the mapping is otherwise filled lazily). */
+static uint64_t touch(const hl_mat *w) {
+    const volatile uint8_t *p = w->data;
+    size_t n = w->row_bytes * (size_t)w->n_out;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; i += 4096) sum += p[i];
+    return sum;
+}
+
+/* Repacks (unless HL_NO_REPACK=1) and pages in every layer's matrices,
+ * reporting the fraction done after each layer. */
+static int prepare_matrices(hl_model *m, hl_load_progress cb, void *arg, hl_err *e) {
     const char *off = getenv("HL_NO_REPACK");
-    if (off && *off && strcmp(off, "0") != 0) return 0;
+    bool repack = !(off && *off && strcmp(off, "0") != 0);
+    uint64_t sink = 0;
     for (int il = 0; il < m->hp.n_layer; il++) {
         hl_layer *l = &m->layers[il];
         hl_mat *mats[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
-        for (size_t i = 0; i < sizeof mats / sizeof *mats; i++)
-            if (repack_one(m, mats[i], e) < 0) return -1;
+        for (size_t i = 0; i < sizeof mats / sizeof *mats; i++) {
+            if (repack && repack_one(m, mats[i], e) < 0) return -1;
+            if (!mats[i]->packed) sink += touch(mats[i]);
+        }
+        if (cb) cb(arg, (double)(il + 1) / (m->hp.n_layer + 1));
     }
-    return repack_one(m, &m->output, e);
+    if (repack && m->output.data && repack_one(m, &m->output, e) < 0) return -1;
+    if (m->output.data && !m->output.packed) sink += touch(&m->output);
+    m->touch_sum = sink; /* keeps the reads */
+    if (cb) cb(arg, 1.0);
+    return 0;
 }
 
 int hl_model_load(hl_model **out, const char *path, hl_err *e) {
+    return hl_model_load_progress(out, path, NULL, NULL, e);
+}
+
+int hl_model_load_progress(hl_model **out, const char *path, hl_load_progress cb, void *arg, hl_err *e) {
     *out = NULL;
     hl_model *m = calloc(1, sizeof *m);
     if (!m) return hl_errf(e, "model: out of memory");
@@ -343,7 +368,7 @@ int hl_model_load(hl_model **out, const char *path, hl_err *e) {
                 hl_tokenizer_n_vocab(m->tok), m->hp.n_vocab);
         goto fail;
     }
-    if (repack_matrices(m, e) < 0) goto fail;
+    if (prepare_matrices(m, cb, arg, e) < 0) goto fail;
     snprintf(m->desc, sizeof m->desc, "%s, %d layers, %d embd, %s weights, %.1fM params, %.1f MiB",
              ARCH_NAMES[arch], m->hp.n_layer, m->hp.n_embd, hl_dtype_name(m->layers[0].wq.type),
              (double)m->n_params / 1e6, (double)m->weight_bytes / (1 << 20));
@@ -406,19 +431,69 @@ static void *zalloc(size_t n, size_t size, bool *ok) {
     return p;
 }
 
+/* The context parameters hl_ctx_new would settle on. */
+static hl_ctx_params ctx_params_resolve(const hl_hparams *hp, const hl_ctx_params *p) {
+    hl_ctx_params r = *p;
+    if (r.n_ctx <= 0) r.n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+    if (r.n_seq <= 0) r.n_seq = 1;
+    if (r.n_batch <= 0) r.n_batch = 512;
+    if (r.n_logits <= 0) r.n_logits = r.n_seq > 8 ? r.n_seq : 8;
+    if (r.n_threads <= 0) r.n_threads = hl_cpu_count();
+    if (r.n_logits > r.n_batch) r.n_logits = r.n_batch;
+    return r;
+}
+
+/* Bytes of a context's KV cache and scratch (what hl_ctx_new allocates). */
+static uint64_t ctx_bytes(const hl_hparams *hp, const hl_ctx_params *p) {
+    uint64_t blocks = (uint64_t)p->n_seq * (((uint64_t)p->n_ctx + HL_KV_BLOCK - 1) / HL_KV_BLOCK);
+    uint64_t kv = blocks * HL_KV_BLOCK * 2 * (uint64_t)hp->n_layer * (uint64_t)hp->n_head_kv *
+                  (uint64_t)hp->head_dim * (p->kv_f32 ? 4 : 2);
+    uint64_t B = (uint64_t)p->n_batch, E = (uint64_t)hp->n_embd;
+    uint64_t qd = (uint64_t)hp->n_head * (uint64_t)hp->head_dim, kvd = (uint64_t)hp->n_head_kv * (uint64_t)hp->head_dim;
+    int max_in = hp->n_embd > hp->n_ff ? hp->n_embd : hp->n_ff;
+    if ((int)qd > max_in) max_in = (int)qd;
+    uint64_t floats = B * (2 * E + 2 * qd + 2 * kvd + 2 * (uint64_t)hp->n_ff) +
+                      (uint64_t)p->n_logits * (E + (uint64_t)hp->n_vocab) +
+                      hl_cpu_matmul_scratch(max_in, p->n_batch, p->n_threads) +
+                      (uint64_t)p->n_threads * (uint64_t)p->n_ctx + 2 * B * (uint64_t)hp->n_rot;
+    return kv + 4 * floats;
+}
+
+int hl_model_estimate(const char *path, const hl_ctx_params *p, uint64_t *bytes, hl_err *e) {
+    hl_model m = {0};
+    if (gguf_open(&m.gguf, path, e) < 0) return -1;
+    int rc = -1;
+    hl_str a;
+    int arch = -1;
+    if (gguf_get_str(m.gguf, "general.architecture", &a) == 0)
+        for (int i = 0; i < 3; i++)
+            if (hl_str_eq(a, ARCH_NAMES[i])) arch = i;
+    const gguf_tensor *te = gguf_find_tensor(m.gguf, "token_embd.weight");
+    if (arch < 0 || !te) {
+        hl_errf(e, "model: '%s' is not a model this engine runs (llama, qwen2, gemma3)", path);
+        goto out;
+    }
+    m.hp.arch = (hl_arch)arch;
+    loader L = {.m = &m, .arch = ARCH_NAMES[arch], .e = e};
+    if (load_hparams(&L) < 0) goto out;
+    m.hp.n_vocab = (int)te->ne[1];
+    hl_ctx_params cp = ctx_params_resolve(&m.hp, p);
+    *bytes = gguf_file_size(m.gguf) - gguf_data_offset(m.gguf) + ctx_bytes(&m.hp, &cp);
+    rc = 0;
+out:
+    gguf_close(m.gguf);
+    return rc;
+}
+
+uint64_t hl_ctx_bytes(const hl_ctx *c) { return ctx_bytes(&c->m->hp, &c->p); }
+
 int hl_ctx_new(hl_ctx **out, const hl_model *m, const hl_ctx_params *p, hl_err *e) {
     *out = NULL;
     const hl_hparams *hp = &m->hp;
     hl_ctx *c = calloc(1, sizeof *c);
     if (!c) return hl_errf(e, "context: out of memory");
     c->m = m;
-    c->p = *p;
-    if (c->p.n_ctx <= 0) c->p.n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
-    if (c->p.n_seq <= 0) c->p.n_seq = 1;
-    if (c->p.n_batch <= 0) c->p.n_batch = 512;
-    if (c->p.n_logits <= 0) c->p.n_logits = c->p.n_seq > 8 ? c->p.n_seq : 8;
-    if (c->p.n_threads <= 0) c->p.n_threads = hl_cpu_count();
-    if (c->p.n_logits > c->p.n_batch) c->p.n_logits = c->p.n_batch;
+    c->p = ctx_params_resolve(hp, p);
     c->pool = hl_pool_new(c->p.n_threads);
     if (!c->pool) {
         int n = c->p.n_threads;

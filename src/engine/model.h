@@ -60,6 +60,10 @@ typedef struct hl_hparams {
 typedef struct hl_model hl_model;
 
 int hl_model_load(hl_model **out, const char *path, hl_err *e);
+/* The same, calling cb(arg, fraction) as the weights are prepared (repacked
+ * and paged in, layer by layer; most of a large model's load). */
+typedef void (*hl_load_progress)(void *arg, double fraction);
+int hl_model_load_progress(hl_model **out, const char *path, hl_load_progress cb, void *arg, hl_err *e);
 void hl_model_free(hl_model *m);
 const hl_hparams *hl_model_hparams(const hl_model *m);
 const hl_tokenizer *hl_model_tokenizer(const hl_model *m);
@@ -95,6 +99,12 @@ int hl_ctx_new(hl_ctx **out, const hl_model *m, const hl_ctx_params *p, hl_err *
 void hl_ctx_free(hl_ctx *c);
 const hl_ctx_params *hl_ctx_params_get(const hl_ctx *c);
 
+/* Bytes a model from path would take with context parameters p: its tensor
+ * data plus the context's KV cache and scratch, from the header alone
+ * (nothing is loaded). For memory budgets. */
+int hl_model_estimate(const char *path, const hl_ctx_params *p, uint64_t *bytes, hl_err *e);
+/* Bytes of a context's KV cache and scratch. */
+uint64_t hl_ctx_bytes(const hl_ctx *c);
 /* Runs the batch. Fails with no side effects on bad ids, positions that do
  * not continue their sequence, a full context, or more than n_batch tokens. */
 int hl_ctx_decode(hl_ctx *c, const hl_batch *b, hl_err *e);
