@@ -47,19 +47,20 @@ void hl_template_free(hl_template *t);
  * tools = None, documents = None, add_generation_prompt, bos_token,
  * eos_token, then the keys of extra_json, which override any of these. */
 typedef struct hl_template_vars {
-    const char *messages_json;  /* a JSON array of message objects (required) */
+    const char *messages_json; /* a JSON array of message objects (required) */
     bool add_generation_prompt;
-    const char *bos_token;      /* NULL = "" */
-    const char *eos_token;      /* NULL = "" */
-    const char *extra_json;     /* NULL, or a JSON object whose keys become more variables
-                                   (tools, documents, enable_thinking, custom keys) */
+    const char *bos_token;  /* NULL = "" */
+    const char *eos_token;  /* NULL = "" */
+    const char *extra_json; /* NULL, or a JSON object whose keys become more variables
+                               (tools, documents, enable_thinking, custom keys) */
 } hl_template_vars;
 
-/* Return values of hl_template_render. */
-#define HL_TEMPLATE_ERROR (-1) /* the template failed (type error, limit...): the message names
-                                  the template line */
-#define HL_TEMPLATE_RAISED (-2) /* the template called raise_exception: the message is its text
-                                   (the conversation is not one the template accepts) */
+/* Return values of hl_template_render besides 0. The template failed (type
+ * error, a limit...): the message names the template line. */
+#define HL_TEMPLATE_ERROR (-1)
+/* The template called raise_exception: the message is its text (the
+ * conversation is not one the template accepts). */
+#define HL_TEMPLATE_RAISED (-2)
 
 int hl_template_render(const hl_template *t, const hl_template_vars *v, hl_buf *out, hl_err *e);
 

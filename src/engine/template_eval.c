@@ -14,8 +14,10 @@
  *
  * Contract. hl_template_render keeps every bit of state in its tctx, so any
  * number of renders may share one template. Each limit (output size,
- * memory, loop iterations, nesting depth) is checked where it is consumed
- * and fails the render with a message naming the template line. Returns
+ * memory, loop iterations, work, nesting depth) is checked where it is
+ * consumed and fails the render with a message naming the template line.
+ * An error found where it cannot be returned (inside ==, say) sets the
+ * status, which the next expression or statement sees and unwinds. Returns
  * 0, HL_TEMPLATE_ERROR or HL_TEMPLATE_RAISED; out gets the text only on
  * success.
  */
@@ -115,9 +117,9 @@ static int enter(tctx *c) {
     return 0;
 }
 
-/* An undefined value naming a key computed at run time: the name is kept
- * alive until the render ends. */
-static tval undef_key(tctx *c, uint8_t ukind, uint8_t otype, tval key) {
+/* An undefined value naming a key: a key computed at run time is kept
+ * alive until the render ends (the undefined value may outlive it). */
+tval tpl_undef_key(tctx *c, uint8_t ukind, uint8_t otype, tval key) {
     if (key.t == TV_STR && key.u.o->rc == TOBJ_IMMORTAL)
         return tv_undef_named(ukind, otype, key.u.s->p);
     if (key.t == TV_STR && (c->keep || (c->keep = tpl_list(c, TV_LIST, 0)))) {
@@ -182,7 +184,7 @@ static int loop_attr(tctx *c, tval obj, tstr *name, int method_id, tval *out) {
     } else {
         int r = tpl_bind_method(c, obj, method_id, out);
         if (r < 0) return -1;
-        if (r == 0) *out = tv_undef_named(UD_ATTR, TV_LOOP, name->p);
+        if (r == 0) *out = tpl_undef_key(c, UD_ATTR, TV_LOOP, tv_obj(TV_STR, name));
     }
     return 0;
 }
@@ -198,7 +200,7 @@ int tpl_getattr(tctx *c, tval obj, tstr *name, int method_id, tval *out) {
         if (v)
             tpl_incref(*out = *v);
         else
-            *out = tv_undef_named(UD_ATTR, TV_NS, name->p);
+            *out = tpl_undef_key(c, UD_ATTR, TV_NS, tv_obj(TV_STR, name));
         return 0;
     }
     case TV_TUPLE:
@@ -227,7 +229,7 @@ int tpl_getattr(tctx *c, tval obj, tstr *name, int method_id, tval *out) {
             return 0;
         }
     }
-    *out = tv_undef_named(UD_ATTR, obj.t, name->p);
+    *out = tpl_undef_key(c, UD_ATTR, obj.t, tv_obj(TV_STR, name));
     return 0;
 }
 
@@ -294,18 +296,18 @@ int tpl_getitem(tctx *c, tval obj, tval key, tval *out) {
             (obj.t == TV_TUPLE && obj.markup)) {
             if (tpl_getattr(c, obj, key.u.s, id, out) < 0) return -1;
             if (out->t == TV_UNDEF && out->ukind == UD_ATTR)
-                *out = undef_key(c, UD_ATTR, obj.t, key);
+                *out = tpl_undef_key(c, UD_ATTR, obj.t, key);
             return 0;
         }
         int r = tpl_bind_method(c, obj, id, out);
         if (r) return r < 0 ? -1 : 0;
-        *out = undef_key(c, UD_ATTR, obj.t, key);
+        *out = tpl_undef_key(c, UD_ATTR, obj.t, key);
         return 0;
     }
     tbuf b = {0};
     tval ks = tv_none();
     if (tpl_append_repr(c, &b, key) && tpl_str_from_buf(c, &b, &ks) == 0) {
-        *out = undef_key(c, UD_ITEM, obj.t, ks);
+        *out = tpl_undef_key(c, UD_ITEM, obj.t, ks);
         tpl_decref(c, ks);
     } else {
         tbuf_free(c, &b);
@@ -546,7 +548,7 @@ static int capture(tctx *c, tframe *f, tnode *const *body, uint32_t n, tval *out
     return rc; /* X_OK, or X_BREAK / X_CONTINUE from a set block inside a loop */
 }
 
-static int call_macro(tctx *c, tmacro *m, const targs *a, tval caller, tval *out) {
+static int call_macro(tctx *c, tmacro *m, const targs *a, tval *out) {
     const tnode *d = m->def;
     const char *name = d->kind == S_MACRO ? d->str->p : "caller";
     uint32_t np = d->nparams;
@@ -554,7 +556,10 @@ static int call_macro(tctx *c, tmacro *m, const targs *a, tval caller, tval *out
         return tpl_fail(c, "macro '%s' takes not more than %u argument(s)", name, np);
     if (enter(c) < 0) return -1;
     tframe *mf = tpl_frame(c, m->closure);
-    if (!mf) return -1;
+    if (!mf) {
+        c->depth--;
+        return -1;
+    }
     int rc = 0;
     bool *used = calloc(a->nkw + 1, sizeof *used);
     bool *have = calloc(np + 1, sizeof *have);
@@ -586,26 +591,22 @@ static int call_macro(tctx *c, tmacro *m, const targs *a, tval caller, tval *out
         if (i >= first_default) {
             if (eval(c, mf, d->kids2[i - first_default], &v) < 0) goto fail;
         } else {
-            v = tv_undef_named(UD_HINT, 0, NULL);
             char msg[128];
             snprintf(msg, sizeof msg, "parameter '%s' was not provided", c->t->syms[d->params[i]]);
             tval s;
             if (tpl_str_val(c, msg, strlen(msg), &s) < 0) goto fail;
-            v = undef_key(c, UD_HINT, 0, s);
+            v = tpl_undef_key(c, UD_HINT, 0, s);
             tpl_decref(c, s);
         }
         if (!tpl_frame_set(c, mf, d->params[i], v)) goto fail;
     }
-    if (d->flags & TN_USES_CALLER) {
-        tval cv = caller;
-        if (cv.t == TV_ABSENT) {
-            for (uint32_t k = 0; k < a->nkw; k++)
-                if (!used[k] && !strcmp(a->kwn[k]->p, "caller")) {
-                    used[k] = true;
-                    cv = a->kwv[k];
-                }
-        }
-        if (cv.t == TV_ABSENT) cv = tv_undef_named(UD_HINT, 0, "No caller defined");
+    if (d->flags & TN_USES_CALLER) { /* the caller keyword: a call block's body, or none */
+        tval cv = tv_undef_named(UD_HINT, 0, "No caller defined");
+        for (uint32_t k = 0; k < a->nkw; k++)
+            if (!used[k] && !strcmp(a->kwn[k]->p, "caller")) {
+                used[k] = true;
+                cv = a->kwv[k];
+            }
         tpl_incref(cv);
         if (!tpl_frame_set(c, mf, SYM_CALLER, cv)) goto fail;
     }
@@ -654,10 +655,10 @@ done:
 
 static int run_for(tctx *c, tframe *f, const tnode *n, tval iterable, int depth0, tval *captured);
 
-static int call_value(tctx *c, tval fn, const targs *a, tval caller, tval *out) {
+int tpl_call(tctx *c, tval fn, const targs *a, tval *out) {
     switch (fn.t) {
     case TV_MACRO:
-        return call_macro(c, (tmacro *)fn.u.o, a, caller, out);
+        return call_macro(c, (tmacro *)fn.u.o, a, out);
     case TV_BUILTIN:
         return tpl_call_builtin(c, (int)fn.u.i, a, out);
     case TV_METHOD:
@@ -690,17 +691,22 @@ static int call_value(tctx *c, tval fn, const targs *a, tval caller, tval *out) 
     }
 }
 
-int tpl_call(tctx *c, tval fn, const targs *a, tval *out) {
-    return call_value(c, fn, a, tv_absent(), out);
-}
-
-static int eval_call(tctx *c, tframe *f, const tnode *n, tval caller, tval *out) {
+/* A call; a call block adds its caller as the keyword argument `caller`. */
+static int eval_call(tctx *c, tframe *f, const tnode *n, tstr *caller_kw, tval caller, tval *out) {
     tval fn;
     if (eval(c, f, n->a, &fn) < 0) return -1;
     argbuf ab;
     int rc = eval_args(c, f, n, &ab);
+    if (rc == 0 && caller_kw) {
+        if (!args_room(c, &ab, true)) {
+            rc = -1;
+        } else {
+            tpl_incref(ab.a.kwv[ab.a.nkw] = caller);
+            ((tstr **)ab.a.kwn)[ab.a.nkw++] = caller_kw;
+        }
+    }
     c->line = n->line;
-    if (rc == 0) rc = call_value(c, fn, &ab.a, caller, out);
+    if (rc == 0) rc = tpl_call(c, fn, &ab.a, out);
     args_free(c, &ab);
     tpl_decref(c, fn);
     return rc;
@@ -1050,7 +1056,7 @@ static int eval(tctx *c, tframe *f, const tnode *n, tval *out) {
                 "the inline if-expression evaluated to false and no else section was defined.");
         break;
     case N_CALL:
-        rc = eval_call(c, f, n, tv_absent(), out);
+        rc = eval_call(c, f, n, NULL, tv_none(), out);
         break;
     case N_FILTER:
         rc = eval_filter(c, f, n, NULL, out);
@@ -1133,31 +1139,25 @@ static int run_for(tctx *c, tframe *f, const tnode *n, tval iterable, int depth0
         items = kept;
         if (rc < 0) goto done;
     }
-    if (items->n == 0) {
-        if (n->nkids2) {
-            tframe *ef = tpl_frame(c, f);
-            if (!ef) {
-                rc = -1;
-                goto done;
-            }
-            rc = exec_body(c, ef, n->kids2, n->nkids2);
-            tpl_obj_decref(c, &ef->h);
+    /* jinja2 runs the else block unless some iteration reached the end of
+     * the body: an empty loop, and also one whose every iteration left by
+     * break or continue */
+    bool completed = false;
+    if (items->n) {
+        lf = tpl_frame(c, f);
+        lp = lf ? tpl_alloc(c, TV_LOOP, sizeof(tloop)) : NULL;
+        if (!lp) {
+            rc = -1;
+            goto done;
         }
-        goto done;
+        lp->items = items;
+        tpl_incref(tv_obj(TV_LIST, items));
+        lp->changed = tv_absent();
+        lp->node = n;
+        lp->frame = f;
+        f->h.rc++;
+        lp->depth0 = depth0;
     }
-    lf = tpl_frame(c, f);
-    lp = lf ? tpl_alloc(c, TV_LOOP, sizeof(tloop)) : NULL;
-    if (!lp) {
-        rc = -1;
-        goto done;
-    }
-    lp->items = items;
-    tpl_incref(tv_obj(TV_LIST, items));
-    lp->changed = tv_absent();
-    lp->node = n;
-    lp->frame = f;
-    f->h.rc++;
-    lp->depth0 = depth0;
     for (size_t i = 0; i < items->n; i++) {
         if ((rc = tpl_step(c)) < 0) break;
         tpl_frame_clear(c, lf);
@@ -1171,11 +1171,21 @@ static int run_for(tctx *c, tframe *f, const tnode *n, tval iterable, int depth0
         if ((rc = assign(c, lf, n->a, items->v[i])) < 0) break;
         rc = exec_body(c, lf, n->kids, n->nkids);
         if (rc < 0) break;
+        completed |= rc == X_OK;
         if (rc == X_BREAK) {
             rc = 0;
             break;
         }
         rc = 0;
+    }
+    if (rc == 0 && !completed && n->nkids2) {
+        tframe *ef = tpl_frame(c, f);
+        if (!ef) {
+            rc = -1;
+            goto done;
+        }
+        rc = exec_body(c, ef, n->kids2, n->nkids2);
+        tpl_obj_decref(c, &ef->h);
     }
 done:
     if (lf) tpl_obj_decref(c, &lf->h);
@@ -1222,7 +1232,10 @@ static int exec_stmt(tctx *c, tframe *f, const tnode *n) {
         rc = capture(c, bf, n->kids, n->nkids, &v);
         tpl_obj_decref(c, &bf->h);
         if (rc < 0) return -1;
-        int flow = rc;
+        if (rc != X_OK) { /* a break or continue left the block before its end */
+            tpl_decref(c, v);
+            return rc;
+        }
         const tnode *filt = n->kind == S_SETBLOCK ? n->c : n->a;
         if (filt) {
             tval r;
@@ -1231,13 +1244,10 @@ static int exec_stmt(tctx *c, tframe *f, const tnode *n) {
             if (rc < 0) return -1;
             v = r;
         }
-        if (n->kind == S_SETBLOCK)
-            rc = assign(c, f, n->a, v);
-        else {
-            rc = tpl_append_str(c, c->out, v) ? 0 : -1;
-            tpl_decref(c, v);
-        }
-        return rc < 0 ? -1 : flow;
+        if (n->kind == S_SETBLOCK) return assign(c, f, n->a, v);
+        rc = tpl_append_str(c, c->out, v) ? 0 : -1;
+        tpl_decref(c, v);
+        return rc;
     }
     case S_MACRO:
     case S_CALLBLOCK: {
@@ -1246,9 +1256,8 @@ static int exec_stmt(tctx *c, tframe *f, const tnode *n) {
         m->def = n;
         m->closure = f;
         f->h.rc++;
-        m->caller = tv_undef();
         if (n->kind == S_MACRO) return tpl_frame_set(c, f, n->sym, tv_obj(TV_MACRO, m)) ? 0 : -1;
-        rc = eval_call(c, f, n->a, tv_obj(TV_MACRO, m), &v);
+        rc = eval_call(c, f, n->a, n->str, tv_obj(TV_MACRO, m), &v);
         tpl_obj_decref(c, &m->h);
         if (rc < 0) return -1;
         rc = tpl_append_str(c, c->out, v) ? 0 : -1;

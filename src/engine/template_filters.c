@@ -1311,13 +1311,12 @@ int tpl_apply_filter(tctx *c, int id, const char *name, tval v, const targs *a, 
         if (tpl_bind_args(c, "attr", P, 1, a, s) < 0) return -1;
         if (!tv_given(s[0]) || tpl_want_str(c, s[0], "attribute name") < 0)
             return tv_given(s[0]) ? -1 : tpl_fail(c, "attr() missing 'name'");
-        if (v.t == TV_NS || v.t == TV_LOOP || v.t == TV_CYCLER)
-            return tpl_getattr(c, v, s[0].u.s, tpl_method_id(s[0].u.s->p, s[0].u.s->len), out);
-        if (v.t == TV_UNDEF) return tpl_fail_undef(c, v);
-        int r = tpl_bind_method(c, v, tpl_method_id(s[0].u.s->p, s[0].u.s->len), out);
-        if (r < 0) return -1;
-        if (r == 0) *out = tv_undef_named(UD_ATTR, v.t, NULL);
-        return 0;
+        int mid = tpl_method_id(s[0].u.s->p, s[0].u.s->len);
+        if (v.t != TV_DICT) return tpl_getattr(c, v, s[0].u.s, mid, out);
+        /* a dict's attributes are its methods, not its keys */
+        int r = tpl_bind_method(c, v, mid, out);
+        if (r == 0) *out = tpl_undef_key(c, UD_ATTR, v.t, s[0]);
+        return r < 0 ? -1 : 0;
     }
     case F_BATCH:
     case F_SLICE:

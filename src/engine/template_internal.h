@@ -6,8 +6,8 @@
  *   template_parse.c    tokens -> syntax tree; hl_template_parse / _free
  *   template_value.c    the value model: allocation, strings, lists, dicts,
  *                       Python's str()/repr(), equality, ordering, JSON
- *   template_text.c     UTF-8 and Python's str algorithms (case, strip,
- *                       split, find, whitespace, %-formatting, str.format)
+ *   template_text.c     UTF-8 and per-character Unicode properties
+ *                       (whitespace, case, letters, digits, printable)
  *   template_eval.c     statements, expressions, scopes, macros, loops;
  *                       hl_template_render
  *   template_builtins.c argument binding, operators, methods of list/dict/loop,
@@ -24,7 +24,10 @@
  * (reference cycles, values held when an error unwound the stack) is freed
  * when the render ends. So error paths may simply return -1 without
  * releasing what they hold. All functions that produce a tval return a new
- * reference the caller owns; functions taking a tval borrow it.
+ * reference the caller owns; functions taking a tval borrow it. Pointers a
+ * value keeps to text (an undefined value's name, a generator's keyword
+ * names) point to immortal strings or to strings the render keeps alive
+ * to its end (tctx.keep).
  */
 #ifndef HL_TEMPLATE_INTERNAL_H
 #define HL_TEMPLATE_INTERNAL_H
@@ -143,9 +146,8 @@ struct tframe {
 
 typedef struct tmacro {
     tobj h;
-    const tnode *def; /* S_MACRO or S_CALLBLOCK */
+    const tnode *def; /* S_MACRO, or S_CALLBLOCK for the caller a call block passes */
     tframe *closure;
-    tval caller; /* for a call block's macro call: the caller (TV_UNDEF if none) */
 } tmacro;
 
 typedef struct tmethod {
@@ -527,6 +529,9 @@ struct tctx {
 int tpl_fail(tctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The error for using an undefined value. */
 int tpl_fail_undef(tctx *c, tval v);
+/* An undefined value naming a key or attribute; a key computed at run time
+ * is kept alive to the render's end (the undefined value may outlive it). */
+tval tpl_undef_key(tctx *c, uint8_t ukind, uint8_t otype, tval key);
 /* Counts one step against TPL_MAX_ITERATIONS. */
 int tpl_step(tctx *c);
 /* Counts units of work (elements compared or copied, 64-byte blocks of

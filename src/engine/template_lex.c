@@ -277,7 +277,9 @@ static int hexval(char ch) {
  * after backslashreplace, which is what jinja2 does. */
 static int decode_string(lexer *lx, size_t from, size_t to, ttok *k) {
     const char *s = lx->s;
-    char *o = malloc(to - from + 1); /* decoding never grows the text */
+    /* decoding shrinks the text, except that "\" before a non-ASCII
+     * character of n bytes becomes an escape of at most 2n bytes */
+    char *o = malloc(2 * (to - from) + 16);
     if (!o) return hl_errf(lx->e, "out of memory while reading the template");
     size_t w = 0;
     for (size_t i = from; i < to;) {
@@ -361,16 +363,10 @@ static int decode_string(lexer *lx, size_t from, size_t to, ttok *k) {
                 size_t j = i;
                 uint32_t c2 = tpl_utf8_next(s, to, &j);
                 char tmp[16];
+                if (c2 >= 0xdc80 && c2 <= 0xdcff) c2 -= 0xdc00; /* a malformed byte: \xNN */
                 int m = c2 < 0x100     ? snprintf(tmp, sizeof tmp, "\\x%02x", c2)
                         : c2 < 0x10000 ? snprintf(tmp, sizeof tmp, "\\u%04x", c2)
                                        : snprintf(tmp, sizeof tmp, "\\U%08x", c2);
-                /* "\" + "é" (3 bytes) becomes 4 to 10 bytes: make room */
-                char *o2 = realloc(o, (to - from + 1) + (size_t)(to - i) * 8 + 16);
-                if (!o2) {
-                    free(o);
-                    return hl_errf(lx->e, "out of memory while reading the template");
-                }
-                o = o2;
                 memcpy(o + w, tmp, (size_t)m);
                 w += (size_t)m;
                 i = j;

@@ -1136,6 +1136,7 @@ static tnode *parse_call_block(parser *p, const ttok *at) {
     if (!n->params && !(n->params = arena_alloc(p->t, sizeof *n->params))) return OOM(p);
     if (!(n->a = parse_expression(p, true))) return NULL;
     if (n->a->kind != N_CALL) return fail_at(p, at, "expected call");
+    if (!(n->str = mkstr(p, "caller", 6))) return NULL; /* the keyword the call passes */
     nvec body = {0};
     if (!parse_statements(p, ends, true, &body)) return NULL;
     set_body(n, &body);

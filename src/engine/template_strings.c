@@ -921,10 +921,9 @@ static int format_value(tctx *c, tbuf *b, tval v, const char *spec, size_t sn) {
     }
     char sign = 0;
     if (i < sn && strchr("+- ", spec[i])) sign = spec[i++];
-    bool alt = false, zero = false;
+    bool alt = false;
     if (i < sn && spec[i] == '#') alt = true, i++;
-    if (i < sn && spec[i] == '0') {
-        zero = true;
+    if (i < sn && spec[i] == '0') { /* zero padding: fill '0' after the sign */
         if (!align) fill = '0', align = '=';
         i++;
     }
@@ -941,7 +940,6 @@ static int format_value(tctx *c, tbuf *b, tval v, const char *spec, size_t sn) {
     }
     char type = i < sn ? spec[i++] : 0;
     if (i < sn) return tpl_fail(c, "Invalid format specifier '%.*s'", (int)sn, spec);
-    (void)zero;
     tbuf body = {0};
     int rc = 0;
     bool numeric = v.t == TV_INT || v.t == TV_FLOAT || v.t == TV_BOOL;

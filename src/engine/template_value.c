@@ -71,8 +71,7 @@ void tpl_incref(tval v) {
  * count drops to zero onto *pending (linked through prev). */
 static void release(tctx *c, tobj *o, tobj **pending);
 
-static void drop(tctx *c, tval v, tobj **pending) {
-    (void)c;
+static void drop(tval v, tobj **pending) {
     if (!TV_IS_HEAP(v.t)) return;
     tobj *o = v.u.o;
     if (o->rc == TOBJ_IMMORTAL || --o->rc > 0) return;
@@ -88,7 +87,7 @@ static void release(tctx *c, tobj *o, tobj **pending) {
     case TV_TUPLE: {
         tlist *l = (tlist *)o;
         if (pending)
-            for (size_t i = 0; i < l->n; i++) drop(c, l->v[i], pending);
+            for (size_t i = 0; i < l->n; i++) drop(l->v[i], pending);
         tpl_account(c, 0, l->cap * sizeof(tval));
         free(l->v);
         break;
@@ -97,8 +96,7 @@ static void release(tctx *c, tobj *o, tobj **pending) {
     case TV_NS: {
         tdict *d = (tdict *)o;
         if (pending)
-            for (uint32_t i = 0; i < d->n; i++)
-                drop(c, d->k[i], pending), drop(c, d->v[i], pending);
+            for (uint32_t i = 0; i < d->n; i++) drop(d->k[i], pending), drop(d->v[i], pending);
         tpl_account(c, 0, (size_t)d->cap * 2 * sizeof(tval) + d->icap * sizeof(uint32_t));
         free(d->k);
         free(d->v);
@@ -108,8 +106,8 @@ static void release(tctx *c, tobj *o, tobj **pending) {
     case TV_FRAME: {
         tframe *f = (tframe *)o;
         if (pending) {
-            for (uint32_t i = 0; i < f->n; i++) drop(c, f->vals[i], pending);
-            if (f->parent) drop(c, tv_obj(TV_FRAME, f->parent), pending);
+            for (uint32_t i = 0; i < f->n; i++) drop(f->vals[i], pending);
+            if (f->parent) drop(tv_obj(TV_FRAME, f->parent), pending);
         }
         tpl_account(c, 0, f->cap * (sizeof(tval) + sizeof(int32_t)));
         free(f->syms);
@@ -118,31 +116,28 @@ static void release(tctx *c, tobj *o, tobj **pending) {
     }
     case TV_MACRO: {
         tmacro *m = (tmacro *)o;
-        if (pending) {
-            if (m->closure) drop(c, tv_obj(TV_FRAME, m->closure), pending);
-            drop(c, m->caller, pending);
-        }
+        if (pending && m->closure) drop(tv_obj(TV_FRAME, m->closure), pending);
         break;
     }
     case TV_METHOD:
-        if (pending) drop(c, ((tmethod *)o)->self, pending);
+        if (pending) drop(((tmethod *)o)->self, pending);
         break;
     case TV_LOOP:
         if (pending) {
-            drop(c, tv_obj(TV_LIST, ((tloop *)o)->items), pending);
-            drop(c, ((tloop *)o)->changed, pending);
-            if (((tloop *)o)->frame) drop(c, tv_obj(TV_FRAME, ((tloop *)o)->frame), pending);
+            drop(tv_obj(TV_LIST, ((tloop *)o)->items), pending);
+            drop(((tloop *)o)->changed, pending);
+            if (((tloop *)o)->frame) drop(tv_obj(TV_FRAME, ((tloop *)o)->frame), pending);
         }
         break;
     case TV_CYCLER:
-        if (pending) drop(c, tv_obj(TV_LIST, ((tcycler *)o)->items), pending);
+        if (pending) drop(tv_obj(TV_LIST, ((tcycler *)o)->items), pending);
         break;
     case TV_ITER: {
         titer *it = (titer *)o;
         if (pending) {
-            if (it->items) drop(c, tv_obj(TV_LIST, it->items), pending);
-            drop(c, it->src, pending);
-            for (uint32_t i = 0; i < it->npos + it->nkw; i++) drop(c, it->args[i], pending);
+            if (it->items) drop(tv_obj(TV_LIST, it->items), pending);
+            drop(it->src, pending);
+            for (uint32_t i = 0; i < it->npos + it->nkw; i++) drop(it->args[i], pending);
         }
         tpl_account(c, 0, (it->npos + it->nkw) * (sizeof(tval) + sizeof(tstr *)));
         free(it->args);
@@ -150,7 +145,7 @@ static void release(tctx *c, tobj *o, tobj **pending) {
         break;
     }
     case TV_JOINER:
-        if (pending) drop(c, ((tjoiner *)o)->sep, pending);
+        if (pending) drop(((tjoiner *)o)->sep, pending);
         break;
     default:
         break;
@@ -159,7 +154,7 @@ static void release(tctx *c, tobj *o, tobj **pending) {
 
 void tpl_decref(tctx *c, tval v) {
     tobj *pending = NULL;
-    drop(c, v, &pending);
+    drop(v, &pending);
     while (pending) {
         tobj *o = pending;
         pending = o->prev;
@@ -952,7 +947,7 @@ static bool append_val(tctx *c, tbuf *b, tval v, bool repr, int depth) {
         if (d->kind == S_MACRO)
             return tbuf_puts(c, b, "<Macro ") && repr_string(c, b, d->str->p, d->str->len) &&
                    tbuf_putc(c, b, '>');
-        return tbuf_puts(c, b, "<Macro 'caller'>");
+        return tbuf_puts(c, b, "<Macro anonymous>");
     }
     case TV_LOOP: {
         tloop *l = (tloop *)v.u.o;
