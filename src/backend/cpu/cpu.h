@@ -9,7 +9,10 @@
  * the other kernels run on the calling thread. The scratch handed to the
  * matmul holds hl_cpu_matmul_scratch(n_in, n_tok, threads) floats. The
  * matmul's inner kernels come from the best path this CPU runs
- * (kernels.h: scalar, AVX2, AVX-512).
+ * (kernels.h: scalar, AVX2, AVX-512). Batch invariance: a token's outputs
+ * are bit-identical whatever n_tok, the token's place among them, the
+ * other tokens and the thread count (kernels.h); the other kernels here
+ * work on one token at a time.
  */
 #ifndef HL_CPU_H
 #define HL_CPU_H

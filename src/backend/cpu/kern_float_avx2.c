@@ -7,13 +7,15 @@
  * hold an even element in the low half and an odd one in the high half, so
  * a left shift by 16 gives the even elements' floats and clearing the low
  * half the odd ones', exactly and without shuffles), then multiplied and
- * added with FMA into float accumulators. The weight vectors are loaded
- * once and used for all n_a activation rows; each row keeps 2 * unroll
- * accumulators, so enough independent FMA chains are in flight (4 for one
- * row, decode; 2 per row, 8 in all, for 4 rows, prefill). The last n % 16
- * elements go through a zero-padded copy, so n can be any count. The
- * result differs from the scalar path's only in the order of the float
- * additions.
+ * added with FMA into float accumulators. Each row keeps 4 accumulators:
+ * 16-element step s of the row's first n / 32 * 32 elements goes into
+ * accumulators 2 (s % 2) and 2 (s % 2) + 1, in order; the elements past
+ * those through a zero-padded copy into the first two, so n can be any
+ * count; the 4 are then added in order, and across lanes. That order is
+ * the same for every n_a (batch invariance: a row's result does not
+ * depend on the other rows of the call); the weight vectors are loaded
+ * once for all n_a activation rows. The result differs from the scalar
+ * path's only in the order of the float additions.
  *
  * Quantizers: F16 by vcvtps2ph with round-to-nearest-even, bit-identical to
  * hl_f32_to_f16; BF16 by adding 0x7fff plus the kept lowest bit and
@@ -58,33 +60,63 @@ static inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* Shared body, inlined per type with constant n_a and unroll (16-element
- * steps per iteration; each step feeds two accumulators per row). */
-static inline __attribute__((always_inline)) void
-dot_rows(int n, const void *w, const void *a, size_t a_stride, const int n_a, float *out,
-         size_t out_stride, const int unroll, const size_t elem, load16_fn load) {
+/* acc[r][2 p] and acc[r][2 p + 1] += 16-element steps p, p + 2, p + 4, ...
+ * of the first `body` elements (a multiple of 32), for rows r < n_a. */
+static inline __attribute__((always_inline)) void dot_steps(int body, const int p, const void *w,
+                                                            const char *const *row, const int n_a,
+                                                            __m256 acc[][4], load16_fn load) {
+    __m256 lo[HL_DOT_MAX_A], hi[HL_DOT_MAX_A];
+#pragma GCC unroll 4
+    for (int r = 0; r < n_a; r++) lo[r] = acc[r][2 * p], hi[r] = acc[r][2 * p + 1];
+    for (int i = 16 * p; i < body; i += 32) {
+        const pair wv = load(w, i);
+#pragma GCC unroll 4
+        for (int r = 0; r < n_a; r++) {
+            const pair av = load(row[r], i);
+            lo[r] = _mm256_fmadd_ps(wv.lo, av.lo, lo[r]);
+            hi[r] = _mm256_fmadd_ps(wv.hi, av.hi, hi[r]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < n_a; r++) acc[r][2 * p] = lo[r], acc[r][2 * p + 1] = hi[r];
+}
+
+/* Shared body, inlined per type with constant n_a. Each accumulator sees
+ * its steps in the same order whatever n_a: for 1 or 2 rows the even and
+ * odd steps interleave (4 independent FMA chains for one row, decode); 3
+ * or 4 rows x 4 accumulators would not fit the 16 registers, so the even
+ * steps run as one pass and the odd steps as a second. */
+static inline __attribute__((always_inline)) void dot_rows(int n, const void *w, const void *a,
+                                                           size_t a_stride, const int n_a,
+                                                           float *out, size_t out_stride,
+                                                           const size_t elem, load16_fn load) {
     __m256 acc[HL_DOT_MAX_A][4];
     const char *row[HL_DOT_MAX_A];
 #pragma GCC unroll 4
     for (int r = 0; r < n_a; r++) {
         row[r] = (const char *)a + (size_t)r * a_stride;
 #pragma GCC unroll 4
-        for (int u = 0; u < 2 * unroll; u++) acc[r][u] = _mm256_setzero_ps();
+        for (int u = 0; u < 4; u++) acc[r][u] = _mm256_setzero_ps();
     }
-    int i = 0;
-    for (; i + 16 * unroll <= n; i += 16 * unroll) {
-#pragma GCC unroll 4
-        for (int u = 0; u < unroll; u++) {
-            const pair wv = load(w, i + 16 * u);
-#pragma GCC unroll 4
-            for (int r = 0; r < n_a; r++) {
-                const pair av = load(row[r], i + 16 * u);
-                acc[r][2 * u] = _mm256_fmadd_ps(wv.lo, av.lo, acc[r][2 * u]);
-                acc[r][2 * u + 1] = _mm256_fmadd_ps(wv.hi, av.hi, acc[r][2 * u + 1]);
+    const int body = n / 32 * 32;
+    if (n_a <= 2) {
+        for (int i = 0; i < body; i += 32) {
+#pragma GCC unroll 2
+            for (int u = 0; u < 2; u++) {
+                const pair wv = load(w, i + 16 * u);
+#pragma GCC unroll 2
+                for (int r = 0; r < n_a; r++) {
+                    const pair av = load(row[r], i + 16 * u);
+                    acc[r][2 * u] = _mm256_fmadd_ps(wv.lo, av.lo, acc[r][2 * u]);
+                    acc[r][2 * u + 1] = _mm256_fmadd_ps(wv.hi, av.hi, acc[r][2 * u + 1]);
+                }
             }
         }
+    } else {
+        dot_steps(body, 0, w, row, n_a, acc, load);
+        dot_steps(body, 1, w, row, n_a, acc, load);
     }
-    for (; i < n; i += 16) { /* whole steps left, then the zero-padded last one */
+    for (int i = body; i < n; i += 16) { /* a whole step left, then the zero-padded last one */
         unsigned char wt[64] = {0}, at[64] = {0};
         const int m = n - i < 16 ? n - i : 16;
         memcpy(wt, (const char *)w + (size_t)i * elem, (size_t)m * elem);
@@ -100,7 +132,7 @@ dot_rows(int n, const void *w, const void *a, size_t a_stride, const int n_a, fl
 #pragma GCC unroll 4
     for (int r = 0; r < n_a; r++) {
 #pragma GCC unroll 4
-        for (int u = 1; u < 2 * unroll; u++) acc[r][0] = _mm256_add_ps(acc[r][0], acc[r][u]);
+        for (int u = 1; u < 4; u++) acc[r][0] = _mm256_add_ps(acc[r][0], acc[r][u]);
         out[(size_t)r * out_stride] = hsum(acc[r][0]);
     }
 }
@@ -111,16 +143,16 @@ dot_rows(int n, const void *w, const void *a, size_t a_stride, const int n_a, fl
                            float *out, size_t out_stride) {                                        \
         switch (n_a) {                                                                             \
         case 1:                                                                                    \
-            dot_rows(n, w, a, a_stride, 1, out, out_stride, 2, elem, load);                        \
+            dot_rows(n, w, a, a_stride, 1, out, out_stride, elem, load);                           \
             break;                                                                                 \
         case 2:                                                                                    \
-            dot_rows(n, w, a, a_stride, 2, out, out_stride, 2, elem, load);                        \
+            dot_rows(n, w, a, a_stride, 2, out, out_stride, elem, load);                           \
             break;                                                                                 \
         case 3:                                                                                    \
-            dot_rows(n, w, a, a_stride, 3, out, out_stride, 1, elem, load);                        \
+            dot_rows(n, w, a, a_stride, 3, out, out_stride, elem, load);                           \
             break;                                                                                 \
         default:                                                                                   \
-            dot_rows(n, w, a, a_stride, 4, out, out_stride, 1, elem, load);                        \
+            dot_rows(n, w, a, a_stride, 4, out, out_stride, elem, load);                           \
             break;                                                                                 \
         }                                                                                          \
     }

@@ -8,9 +8,15 @@
  * its low half (exact; AVX512_BF16's vdpbf16ps is not used because it is
  * not among this path's guaranteed features); then float FMA into
  * accumulators, each weight vector loaded once for all n_a activation rows.
- * The last n % 32 elements use masked loads (the masked-off lanes read as
- * zero and touch no memory), so n can be any count. The result differs
- * from the scalar path's only in the order of the float additions.
+ * Each row keeps 4 accumulators: 32-element step s of the row's first
+ * n / 64 * 64 elements goes into accumulators 2 (s % 2) and 2 (s % 2) + 1,
+ * in order; the elements past those 32 at a time into the first two, the
+ * last step with masked loads (the masked-off lanes read as zero and touch
+ * no memory), so n can be any count; the 4 are then added in order, and
+ * across lanes. That order is the same for every n_a (batch invariance: a
+ * row's result does not depend on the other rows of the call; 4 rows x 4
+ * accumulators fit the 32 registers). The result differs from the scalar
+ * path's only in the order of the float additions.
  *
  * Quantizers: F16 by vcvtps2ph, round to nearest even; BF16 by adding
  * 0x7fff plus the kept lowest bit and narrowing with vpmovdw, a NaN kept
@@ -49,12 +55,14 @@ static inline pair load32_bf16(const void *row, int i, __mmask32 m) {
                   _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(-65536)))};
 }
 
-/* Shared body, inlined per type with constant n_a and unroll (32-element
- * steps per iteration; each step feeds two accumulators per row). */
+#define UNROLL 2 /* steps per loop iteration, each feeding two accumulators per row */
+
+/* Shared body, inlined per type with constant n_a (two 32-element steps
+ * per iteration; each step feeds two accumulators per row). */
 static inline __attribute__((always_inline)) void dot_rows(int n, const void *w, const void *a,
                                                            size_t a_stride, const int n_a,
                                                            float *out, size_t out_stride,
-                                                           const int unroll, load32_fn load) {
+                                                           load32_fn load) {
     const __mmask32 all = 0xffffffffu;
     __m512 acc[HL_DOT_MAX_A][4];
     const char *row[HL_DOT_MAX_A];
@@ -62,12 +70,12 @@ static inline __attribute__((always_inline)) void dot_rows(int n, const void *w,
     for (int r = 0; r < n_a; r++) {
         row[r] = (const char *)a + (size_t)r * a_stride;
 #pragma GCC unroll 4
-        for (int u = 0; u < 2 * unroll; u++) acc[r][u] = _mm512_setzero_ps();
+        for (int u = 0; u < 2 * UNROLL; u++) acc[r][u] = _mm512_setzero_ps();
     }
     int i = 0;
-    for (; i + 32 * unroll <= n; i += 32 * unroll) {
+    for (; i + 32 * UNROLL <= n; i += 32 * UNROLL) {
 #pragma GCC unroll 4
-        for (int u = 0; u < unroll; u++) {
+        for (int u = 0; u < UNROLL; u++) {
             const pair wv = load(w, i + 32 * u, all);
 #pragma GCC unroll 4
             for (int r = 0; r < n_a; r++) {
@@ -90,7 +98,7 @@ static inline __attribute__((always_inline)) void dot_rows(int n, const void *w,
 #pragma GCC unroll 4
     for (int r = 0; r < n_a; r++) {
 #pragma GCC unroll 4
-        for (int u = 1; u < 2 * unroll; u++) acc[r][0] = _mm512_add_ps(acc[r][0], acc[r][u]);
+        for (int u = 1; u < 2 * UNROLL; u++) acc[r][0] = _mm512_add_ps(acc[r][0], acc[r][u]);
         out[(size_t)r * out_stride] = _mm512_reduce_add_ps(acc[r][0]);
     }
 }
@@ -101,16 +109,16 @@ static inline __attribute__((always_inline)) void dot_rows(int n, const void *w,
                            float *out, size_t out_stride) {                                        \
         switch (n_a) {                                                                             \
         case 1:                                                                                    \
-            dot_rows(n, w, a, a_stride, 1, out, out_stride, 2, load);                              \
+            dot_rows(n, w, a, a_stride, 1, out, out_stride, load);                                 \
             break;                                                                                 \
         case 2:                                                                                    \
-            dot_rows(n, w, a, a_stride, 2, out, out_stride, 2, load);                              \
+            dot_rows(n, w, a, a_stride, 2, out, out_stride, load);                                 \
             break;                                                                                 \
         case 3:                                                                                    \
-            dot_rows(n, w, a, a_stride, 3, out, out_stride, 1, load);                              \
+            dot_rows(n, w, a, a_stride, 3, out, out_stride, load);                                 \
             break;                                                                                 \
         default:                                                                                   \
-            dot_rows(n, w, a, a_stride, 4, out, out_stride, 1, load);                              \
+            dot_rows(n, w, a, a_stride, 4, out, out_stride, load);                                 \
             break;                                                                                 \
         }                                                                                          \
     }

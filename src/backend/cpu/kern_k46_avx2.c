@@ -22,9 +22,21 @@
  *    out once per block as 32 * vpmaddwd(bsums, scales).
  * The int32 sums run in two chains (low and high nibbles, even and odd
  * groups) so that the multiply-add latency does not serialize a block.
- * Per block and row they are converted and added with FMAs by dw * da
- * (and dmin * da for the mins) into 8 float lanes, summed at the end. So
- * only the float order differs from the scalar path.
+ * Q6_K: per block and row they are converted and added with an FMA by
+ * dw * da into 8 float lanes, summed at the end. Q4_K: see the float order
+ * below. So only the float order differs from the scalar path.
+ *
+ * Q4_K float order (batch invariance). The row kernel and the tile give
+ * bit-identical results for a (weight row, activation row) pair, whatever
+ * the tile or the other rows of the call: both reduce a block's integer
+ * sums exactly to two halves, h = 0, 1,
+ *   I_h = sum over the 8 sub-blocks j of sc_j * sum(q_l a_l), l in
+ *         [16h, 16h + 16) of the sub-block's 32 elements,
+ *   M_h = sum over sub-blocks j in [4h, 4h + 4) of mn_j * S_j,
+ * accumulate per half acc_h = fma(d * da, I_h, acc_h), then
+ * acc_h = fnma(dmin * da, M_h, acc_h), block after block, and return
+ * acc_0 + acc_1. (These halves are the 128-bit halves of the row kernel's
+ * vectors and the tile's lanes (k, h).)
  *
  * Each weight block is decoded once into registers and multiplied with all
  * n_a activation rows; the row count is a compile-time constant in each
@@ -136,7 +148,7 @@ INLINE void q4_k_rows(int nb, const hl_block_q4_k *w, const void *a, size_t a_st
     const __m128i pick_sc = _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15);
     const __m128i pick_mn = _mm_setr_epi8(4, 4, 5, 5, 6, 6, 7, 7, 12, 12, 13, 13, 14, 14, 15, 15);
     const __m256i low4 = _mm256_set1_epi8(0x0f);
-    __m256 acc[HL_DOT_MAX_A];
+    __m256 acc[HL_DOT_MAX_A]; /* lanes 0 and 4: the halves of the float order; the rest unused */
     UNROLL
     for (int r = 0; r < n_a; r++) acc[r] = _mm256_setzero_ps();
     for (int i = 0; i < nb; i++) {
@@ -173,16 +185,25 @@ INLINE void q4_k_rows(int nb, const hl_block_q4_k *w, const void *a, size_t a_st
         for (int r = 0; r < n_a; r++) {
             const hl_block_q8_k *y = act_block(a, a_stride, r, i);
             const __m128 f = _mm_mul_ps(dm, _mm_broadcast_ss(&y->d));
+            /* lane i of summ: mn_i * S_i; the 128-bit halves of sumi: I_0, I_1 */
             const __m256i summ =
                 _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), mins);
             const __m256i sumi = _mm256_add_epi32(s_lo[r], s_hi[r]);
-            acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(f), _mm256_cvtepi32_ps(sumi), acc[r]);
+            const __m256i x = _mm256_hadd_epi32(sumi, summ);
+            /* per 128-bit half h: I_h, I_h, M_h, M_h */
+            const __m256 v = _mm256_cvtepi32_ps(
+                _mm256_add_epi32(x, _mm256_shuffle_epi32(x, _MM_SHUFFLE(2, 3, 0, 1))));
+            acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(f), v, acc[r]);
             acc[r] = _mm256_fnmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(f)),
-                                      _mm256_cvtepi32_ps(summ), acc[r]);
+                                      _mm256_unpackhi_ps(v, v), acc[r]);
         }
     }
     UNROLL
-    for (int r = 0; r < n_a; r++) out[(size_t)r * out_stride] = hsum_ps(acc[r]);
+    for (int r = 0; r < n_a; r++) {
+        float h[8];
+        _mm256_storeu_ps(h, acc[r]);
+        out[(size_t)r * out_stride] = h[0] + h[4];
+    }
 }
 
 DOT_BY_COUNT(q4_k)
@@ -277,12 +298,12 @@ DOT_BY_COUNT(q6_k)
  *    so vpackssdw of two rows' sums is exact, and one vpmaddwd (vpdpwssd)
  *    by the scales serves two rows: 8 vpdpbusd per row and block plus 1
  *    vpackssdw and 1 multiply-add, against 8 vpmaddubsw and 8 vpdpwssd.
- * The rows' lanes are then reduced to lane (k, h) = row k's sum over half
- * h, converted once and added with one FMA by dw * (da0 .. da3) per block;
+ * The rows' lanes are then reduced to lane (k, h) = row k's I_h,
+ * converted once and added with one FMA by dw * (da0 .. da3) per block;
  * the mins term is two vpmaddwd of the activations' sub-block sums (laid
  * out per row, q4_k_act_sums) by the mins pairs, and one FNMA by dmin * da.
- * The integer block sums are those of the dot kernels; only the float
- * order differs.
+ * The integer block sums are those of the dot kernels, and so is the
+ * float order (see the top of the file).
  *
  * Q6_K has no tile: transposing its decoded quants (16 vpunpck per block
  * on top of the decoding) costs what the saved multiplies gain; measured

@@ -15,17 +15,31 @@
  * madd with ones widens them to 8 i32 lanes totalling the block's exact
  * integer sum.
  *
- * Blocks go in groups of 4: the 4 lane vectors are reduced (unpacks and
- * adds) to one vector whose lane j is block j's sum, converted to float
- * once and multiply-added with the 4 scale products dw * da (then the 4
- * min terms m * s); the f16 scales are packed through a general register
- * and converted with one vcvtph2ps. A weight group is decoded once for
- * all n_a activation rows. Leftover blocks take a per-block path.
- * (Groups of 8, as the AVX-512 file uses, need more than 16 vector
- * registers: measured slower.)
+ * Float order (batch invariance). dot and gemm give bit-identical results
+ * for a (weight row, activation row) pair, whatever the tile or the other
+ * rows of the call, because both follow one order, kept in 8 float lanes:
+ *  - quads of 4 blocks, quad q (blocks 4q..4q+3) in lanes 0-3 when q is
+ *    even, 4-7 when odd: lane j of those takes block j of the quad,
+ *    acc = fma(float(isum), dw * da, acc), then for the _1 types
+ *    acc = fma(m, s, acc);
+ *  - each leftover block (n / 32 not a multiple of 4) in turn: its 8
+ *    partial integer sums (lane l: codes 4l..4l+3) as
+ *    acc = fma(float(p), dw * da, acc), then the min term into lane 0 as
+ *    acc = fma(m, (s, 0, ..., 0), acc);
+ *  - the result is hsum: ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)).
+ *
+ * The row kernel (dot) reduces a quad's 4 lane vectors (unpacks and adds)
+ * to one vector whose lane j is block j's sum, converted to float once and
+ * multiply-added with the 4 scale products dw * da (then the 4 min terms
+ * m * s) into one of two 128-bit accumulators; the f16 scales are packed
+ * through a general register and converted with one vcvtph2ps. A quad is
+ * decoded once for all n_a activation rows. (Decoding 8 blocks at once,
+ * as the AVX-512 file does, needs more than 16 vector registers: measured
+ * slower.)
  *
  * The prefill tiles (gemm) of Q4_0 Q4_1 Q5_0 Q5_1 compute the same
- * integer sums in a transposed layout; see their section.
+ * integer sums in a transposed layout, in the same float order; see their
+ * section.
  *
  * Quantizers round to nearest even with id = 127 / amax, as llama.cpp's
  * AVX code does. Pure functions over caller memory: thread-safe, no
@@ -164,9 +178,9 @@ INLINE float act_s(const uint8_t *ab) {
     return half(ab + offsetof(hl_block_q8_1, s));
 }
 
-/* v with x added to lane 0 (a leftover block's min term). */
-INLINE __m256 add_lane0(__m256 v, float x) {
-    return _mm256_add_ps(v, _mm256_zextps128_ps256(_mm_set_ss(x)));
+/* x in lane 0, zeros above (a leftover block's s, for the min term's FMA). */
+INLINE __m256 lane0(float x) {
+    return _mm256_zextps128_ps256(_mm_set_ss(x));
 }
 
 /* Lane j of the result = the total of v[j]'s 8 lanes. */
@@ -180,60 +194,72 @@ INLINE __m128i totals4(const __m256i v[GROUP]) {
     return _mm_add_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
 }
 
-/* The total of v's 8 lanes and w's 4. */
-INLINE float hsum(__m256 v, __m128 w) {
+/* The shared order's final sum: ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)). */
+INLINE float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, w);
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
 
-/* The whole row; t and (for the specialised calls) n_a are constants. Group
- * sums accumulate in acc4, leftover blocks in acc. */
+/* A leftover block's step of the shared order: p its 8 partial integer
+ * sums (block_sum's layout), ablk the activation block. */
+INLINE __m256 block_step(hl_dtype t, __m256 acc, __m256i p, float dw, float m,
+                         const uint8_t *ablk) {
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * half(ablk)), acc);
+    return has_min(t) ? _mm256_fmadd_ps(_mm256_set1_ps(m), lane0(act_s(ablk)), acc) : acc;
+}
+
+/* One quad (4 blocks from wg, activation blocks from a) into acc[k],
+ * 4 lanes of the shared order, for activation rows k < n_a. */
+INLINE void quad_rows(hl_dtype t, const uint8_t *wg, const uint8_t *a, size_t a_stride, int n_a,
+                      __m128 acc[HL_DOT_MAX_A]) {
+    const size_t wb = wbytes(t), ab = abytes(t);
+    wcodes u[GROUP];
+#pragma GCC unroll 4
+    for (int j = 0; j < GROUP; j++) u[j] = decode(t, wg + j * wb);
+    const __m128 dw = halves4(wg, wb);
+    const __m128 m = has_min(t) ? halves4(wg + 2, wb) : dw;
+#pragma GCC unroll 4
+    for (int k = 0; k < n_a; k++) {
+        const uint8_t *ag = a + k * a_stride;
+        __m256i p[GROUP];
+#pragma GCC unroll 4
+        for (int j = 0; j < GROUP; j++) p[j] = block_sum(t, u[j], ag + j * ab);
+        const __m128 da = halves4(ag, ab);
+        acc[k] = _mm_fmadd_ps(_mm_cvtepi32_ps(totals4(p)), _mm_mul_ps(dw, da), acc[k]);
+        if (has_min(t))
+            acc[k] = _mm_fmadd_ps(m, halves4(ag + offsetof(hl_block_q8_1, s), ab), acc[k]);
+    }
+}
+
+/* The whole row; t and (for the specialised calls) n_a are constants.
+ * acc4[0] holds lanes 0-3 of the shared order, acc4[1] lanes 4-7. */
 INLINE void dot_rows(hl_dtype t, int n, const uint8_t *w, const uint8_t *a, size_t a_stride,
                      int n_a, float *out, size_t out_stride) {
     const size_t wb = wbytes(t), ab = abytes(t);
     const int nb = n / HL_QK;
-    __m256 acc[HL_DOT_MAX_A];
-    __m128 acc4[HL_DOT_MAX_A];
-    for (int k = 0; k < n_a; k++) {
-        acc[k] = _mm256_setzero_ps();
-        acc4[k] = _mm_setzero_ps();
-    }
+    __m128 acc4[2][HL_DOT_MAX_A];
+    for (int k = 0; k < n_a; k++) acc4[0][k] = acc4[1][k] = _mm_setzero_ps();
     int ib = 0;
-    for (; ib + GROUP <= nb; ib += GROUP) {
-        const uint8_t *wg = w + ib * wb;
-        wcodes u[GROUP];
-#pragma GCC unroll 4
-        for (int j = 0; j < GROUP; j++) u[j] = decode(t, wg + j * wb);
-        const __m128 dw = halves4(wg, wb);
-        const __m128 m = has_min(t) ? halves4(wg + 2, wb) : dw;
-#pragma GCC unroll 4
-        for (int k = 0; k < n_a; k++) {
-            const uint8_t *ag = a + k * a_stride + ib * ab;
-            __m256i p[GROUP];
-#pragma GCC unroll 4
-            for (int j = 0; j < GROUP; j++) p[j] = block_sum(t, u[j], ag + j * ab);
-            const __m128 da = halves4(ag, ab);
-            acc4[k] = _mm_fmadd_ps(_mm_cvtepi32_ps(totals4(p)), _mm_mul_ps(dw, da), acc4[k]);
-            if (has_min(t))
-                acc4[k] = _mm_fmadd_ps(m, halves4(ag + offsetof(hl_block_q8_1, s), ab), acc4[k]);
-        }
+    for (; ib + GROUP <= nb; ib += GROUP) { /* quads in pairs, the last may be alone */
+        quad_rows(t, w + ib * wb, a + ib * ab, a_stride, n_a, acc4[0]);
+        ib += GROUP;
+        if (ib + GROUP > nb) break;
+        quad_rows(t, w + ib * wb, a + ib * ab, a_stride, n_a, acc4[1]);
     }
+    __m256 acc[HL_DOT_MAX_A];
+    for (int k = 0; k < n_a; k++) acc[k] = _mm256_set_m128(acc4[1][k], acc4[0][k]);
     for (; ib < nb; ib++) {
         const uint8_t *wblk = w + ib * wb;
         const wcodes u = decode(t, wblk);
         const float dw = half(wblk), m = has_min(t) ? half(wblk + 2) : 0.0f;
         for (int k = 0; k < n_a; k++) {
             const uint8_t *ablk = a + k * a_stride + ib * ab;
-            const __m256i p = block_sum(t, u, ablk);
-            const float da = half(ablk);
-            acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * da), acc[k]);
-            if (has_min(t)) acc[k] = add_lane0(acc[k], m * act_s(ablk));
+            acc[k] = block_step(t, acc[k], block_sum(t, u, ablk), dw, m, ablk);
         }
     }
-    for (int k = 0; k < n_a; k++) out[k * out_stride] = hsum(acc[k], acc4[k]);
+    for (int k = 0; k < n_a; k++) out[k * out_stride] = hsum(acc[k]);
 }
 
 /* One kernel per type, specialised for decode (1 row) and prefill (4). */
@@ -262,9 +288,10 @@ DEFINE_DOT(dot_q8_0, HL_Q8_0)
  * weight row's vector c with an activation row's gives 16-bit pair sums
  * inside each block's lanes; the group's 8 add up in 16 bits, one madd
  * widens them to lane j = block j's integer sum, and one conversion and
- * one multiply by the 8 scale products finish the group: no horizontal
- * reduction per block. The 16-bit sums are exact: a pair's sum starts at
- * -off times the activation pair sums (wrapping arithmetic), so each
+ * one FMA with the 8 scale products finish the group (lane j: block j,
+ * the shared float order): no horizontal reduction per block. The 16-bit
+ * sums are exact: a pair's sum starts at -off times the activation pair
+ * sums (wrapping arithmetic), so each
  * 16-bit lane ends at a sum of 16 products (u - off) a, at most
  * 16 * 16 * 127 = 32512 in size (Q4_0, Q5_0); maddubs itself never
  * saturates (its pairs stay under 2 * 31 * 127). Q4_1 sums 16 u a <=
@@ -275,14 +302,12 @@ DEFINE_DOT(dot_q8_0, HL_Q8_0)
  *
  * Registers are few (16), so the activation rows of up to CHUNK groups
  * are transposed once into a stack buffer, with their corrections, scales
- * and (_1 types) s fields; then each weight row sweeps the chunk, its
- * group decoded once into 8 registers for the n_a activation rows. The n_a
- * products of a group are folded with horizontal adds into one vector
- * (lanes k and k + 4: activation row k), stored per group and summed
- * after the sweep, so no accumulator is carried through memory. Leftover
- * blocks (n / 32 not a multiple of 8) go one by one in the natural layout
- * of the row kernel and fold the same way. The _1 types' min term is m *
- * s, s the Q8_1 blocks' f16 field, as in the row kernel. */
+ * and (_1 types) s fields; then each weight row sweeps the chunk with its
+ * n_a accumulators in registers, its group decoded once into 8 registers
+ * for the n_a activation rows. Leftover blocks (n / 32 not a multiple of
+ * 8) go as the row kernel takes them: a quad, if 4 or more are left, then
+ * one by one in the natural layout. The _1 types' min term is m * s, s the
+ * Q8_1 blocks' f16 field, as in the row kernel. */
 
 #define TGROUP 8 /* blocks of a transposed group */
 #define CHUNK 16 /* groups staged at once */
@@ -409,64 +434,51 @@ INLINE __m256i group_sum(hl_dtype t, const __m256i u[8], const agroup *g) {
     return widen_pairs(s);
 }
 
-/* acc plus p[0..3] folded: lane k (and k + 4) gathers p[k]'s lanes. */
-INLINE __m256 fold4(__m256 acc, const __m256 p[HL_DOT_MAX_A]) {
-    return _mm256_add_ps(acc,
-                         _mm256_hadd_ps(_mm256_hadd_ps(p[0], p[1]), _mm256_hadd_ps(p[2], p[3])));
-}
-
-/* The ng staged groups from block ib, for every weight row, into acc[r].
- * n_w and n_a are constants for the full tile. */
+/* The ng staged groups from block ib, for every weight row, into
+ * acc[r][k], in the shared float order. n_w and n_a are constants for the
+ * full tile. */
 INLINE void tile_chunk(hl_dtype t, int ib, int ng, const uint8_t *w, size_t w_stride, int n_w,
-                       const agroup st[HL_DOT_MAX_A][CHUNK], int n_a, __m256 acc[HL_GEMM_MAX_W]) {
+                       const agroup st[HL_DOT_MAX_A][CHUNK], int n_a,
+                       __m256 acc[HL_GEMM_MAX_W][HL_DOT_MAX_A]) {
     const size_t wb = wbytes(t);
-    __m256 part[CHUNK];
 #pragma GCC unroll 1
     for (int r = 0; r < n_w; r++) {
+        __m256 sum[HL_DOT_MAX_A];
+#pragma GCC unroll 4
+        for (int k = 0; k < HL_DOT_MAX_A; k++) sum[k] = acc[r][k];
         for (int gi = 0; gi < ng; gi++) {
             const uint8_t *wg = w + r * w_stride + (ib + gi * TGROUP) * wb;
             __m256i u[8];
             weight_group(t, wg, u);
             const __m256 dw = halves8(wg, wb);
             const __m256 m = has_min(t) ? halves8(wg + 2, wb) : dw;
-            __m256 p[HL_DOT_MAX_A];
 #pragma GCC unroll 4
-            for (int k = 0; k < HL_DOT_MAX_A; k++) {
-                p[k] = _mm256_setzero_ps();
-                if (k >= n_a) continue;
+            for (int k = 0; k < n_a; k++) {
                 const agroup *g = &st[k][gi];
-                p[k] = _mm256_mul_ps(_mm256_cvtepi32_ps(group_sum(t, u, g)), _mm256_mul_ps(dw, g->d));
-                if (has_min(t)) p[k] = _mm256_fmadd_ps(m, g->s, p[k]);
+                sum[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(group_sum(t, u, g)),
+                                         _mm256_mul_ps(dw, g->d), sum[k]);
+                if (has_min(t)) sum[k] = _mm256_fmadd_ps(m, g->s, sum[k]);
             }
-            part[gi] = fold4(_mm256_setzero_ps(), p);
         }
-        __m256 sum = acc[r];
-        for (int gi = 0; gi < ng; gi++) sum = _mm256_add_ps(sum, part[gi]);
-        acc[r] = sum;
+#pragma GCC unroll 4
+        for (int k = 0; k < n_a; k++) acc[r][k] = sum[k];
     }
 }
 
 /* One leftover block (weight blocks at w + r * w_stride, activation blocks
- * at a + k * a_stride) in the natural layout of the row kernel. */
+ * at a + k * a_stride) in the natural layout, as the row kernel takes it. */
 INLINE void tile_block(hl_dtype t, const uint8_t *w, size_t w_stride, int n_w, const uint8_t *a,
-                       size_t a_stride, int n_a, __m256 acc[HL_GEMM_MAX_W]) {
+                       size_t a_stride, int n_a, __m256 acc[HL_GEMM_MAX_W][HL_DOT_MAX_A]) {
 #pragma GCC unroll 1
     for (int r = 0; r < n_w; r++) {
         const uint8_t *wblk = w + r * w_stride;
         const wcodes u = decode(t, wblk);
         const float dw = half(wblk), m = has_min(t) ? half(wblk + 2) : 0.0f;
-        __m256 p[HL_DOT_MAX_A];
 #pragma GCC unroll 4
-        for (int k = 0; k < HL_DOT_MAX_A; k++) {
-            p[k] = _mm256_setzero_ps();
-            if (k >= n_a) continue;
+        for (int k = 0; k < n_a; k++) {
             const uint8_t *ablk = a + k * a_stride;
-            const float da = half(ablk);
-            p[k] =
-                _mm256_mul_ps(_mm256_cvtepi32_ps(block_sum(t, u, ablk)), _mm256_set1_ps(dw * da));
-            if (has_min(t)) p[k] = add_lane0(p[k], m * act_s(ablk));
+            acc[r][k] = block_step(t, acc[r][k], block_sum(t, u, ablk), dw, m, ablk);
         }
-        acc[r] = fold4(acc[r], p);
     }
 }
 
@@ -475,8 +487,9 @@ INLINE void gemm_tile(hl_dtype t, int n, const uint8_t *w, size_t w_stride, int 
     const size_t wb = wbytes(t), ab = abytes(t);
     const int nb = n / HL_QK, ng_all = nb / TGROUP;
     if (n_w < 1 || n_w > HL_GEMM_MAX_W || n_a < 1 || n_a > HL_DOT_MAX_A) __builtin_unreachable();
-    __m256 acc[HL_GEMM_MAX_W];
-    for (int r = 0; r < HL_GEMM_MAX_W; r++) acc[r] = _mm256_setzero_ps();
+    __m256 acc[HL_GEMM_MAX_W][HL_DOT_MAX_A];
+    for (int r = 0; r < HL_GEMM_MAX_W; r++)
+        for (int k = 0; k < HL_DOT_MAX_A; k++) acc[r][k] = _mm256_setzero_ps();
     agroup st[HL_DOT_MAX_A][CHUNK];
     for (int g0 = 0; g0 < ng_all; g0 += CHUNK) {
         const int ng = ng_all - g0 < CHUNK ? ng_all - g0 : CHUNK;
@@ -485,13 +498,20 @@ INLINE void gemm_tile(hl_dtype t, int n, const uint8_t *w, size_t w_stride, int 
                 act_group(t, a + k * a_stride + (size_t)(g0 + gi) * TGROUP * ab, &st[k][gi]);
         tile_chunk(t, g0 * TGROUP, ng, w, w_stride, n_w, st, n_a, acc);
     }
-    for (int ib = ng_all * TGROUP; ib < nb; ib++)
-        tile_block(t, w + ib * wb, w_stride, n_w, a + ib * ab, a_stride, n_a, acc);
-    for (int r = 0; r < n_w; r++) {
-        float sum[8];
-        _mm256_storeu_ps(sum, acc[r]);
-        for (int k = 0; k < n_a; k++) out[k * out_stride + r] = sum[k] + sum[k + 4];
+    int ib = ng_all * TGROUP;
+    if (ib + GROUP <= nb) { /* a leftover quad, into lanes 0-3 as in the row kernel */
+        for (int r = 0; r < n_w; r++) {
+            __m128 lo[HL_DOT_MAX_A];
+            for (int k = 0; k < n_a; k++) lo[k] = _mm256_castps256_ps128(acc[r][k]);
+            quad_rows(t, w + r * w_stride + ib * wb, a + ib * ab, a_stride, n_a, lo);
+            for (int k = 0; k < n_a; k++) acc[r][k] = _mm256_insertf128_ps(acc[r][k], lo[k], 0);
+        }
+        ib += GROUP;
     }
+    for (; ib < nb; ib++)
+        tile_block(t, w + ib * wb, w_stride, n_w, a + ib * ab, a_stride, n_a, acc);
+    for (int r = 0; r < n_w; r++)
+        for (int k = 0; k < n_a; k++) out[k * out_stride + r] = hsum(acc[r][k]);
 }
 
 /* One tile kernel per type, specialised for the full 4 x 4 tile. */

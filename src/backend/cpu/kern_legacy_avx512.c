@@ -15,19 +15,30 @@
  * term is m * s, s the Q8_1 block's f16 field, as in llama.cpp (see
  * kern_legacy.c).
  *
- * Blocks go in groups of 8: the 8 lane vectors are reduced to one vector
- * whose lane j is block j's integer sum (unpacks and adds), converted to
- * float once, and multiply-added with the 8 scale products dw * da (then
- * the 8 min terms m * s), whose f16 inputs are gathered through general
- * registers and converted with one vcvtph2ps each. A weight group is
- * decoded once and used for all n_a activation rows. Leftover blocks
- * (n / 32 not a multiple of 8) take a per-block path. 256-bit vectors: on the Zen-4-class CPU
- * this was tuned on, 512-bit forms (double-pumped; two blocks a vector)
- * measured 30% slower, the sign trick (|c|, a * sign(c)) 20% slower.
+ * Float order (batch invariance). dot and gemm give bit-identical results
+ * for a (weight row, activation row) pair, whatever the tile or the other
+ * rows of the call, because both follow one order, kept in 8 float lanes:
+ *  - whole groups of 8 blocks: lane j takes block j of the group,
+ *    acc = fma(float(isum), dw * da, acc), then for the _1 types
+ *    acc = fma(m, s, acc);
+ *  - each leftover block (n / 32 not a multiple of 8) in turn: its 8
+ *    partial integer sums (lane l: codes 4l..4l+3) as
+ *    acc = fma(float(p), dw * da, acc), then the min term into lane 0 as
+ *    acc = fma(m, (s, 0, ..., 0), acc);
+ *  - the result is hsum: ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)).
+ *
+ * The row kernel (dot) reduces the 8 lane vectors of a group to one vector
+ * whose lane j is block j's integer sum (unpacks and adds); the f16 scales
+ * are gathered through general registers and converted with one vcvtph2ps
+ * each. A weight group is decoded once and used for all n_a activation
+ * rows. 256-bit vectors: on the Zen-4-class CPU this was tuned on,
+ * 512-bit forms (double-pumped; two blocks a vector) measured 30% slower,
+ * the sign trick (|c|, a * sign(c)) 20% slower.
  *
  * The prefill tiles (gemm, up to 4 weight rows x 4 activation rows; see
- * their section) use the same integer sums in a transposed layout, with
- * 512-bit vpdpbusd there, where it halves the instruction count.
+ * their section) get the same integer sums from a transposed layout, with
+ * 512-bit vpdpbusd there, where it halves the instruction count, and
+ * follow the same float order.
  *
  * Pure functions over caller memory: thread-safe, no allocation. Loads are
  * unaligned and never reach past the rows.
@@ -143,10 +154,25 @@ INLINE float act_s(const uint8_t *ab) {
     return half(ab + offsetof(hl_block_q8_1, s));
 }
 
-/* x in lane 0, zeros above (a leftover block's min term, for one FMA into
- * an accumulator whose lanes are summed). */
+/* x in lane 0, zeros above (a leftover block's s, for the min term's FMA). */
 INLINE __m256 lane0(float x) {
     return _mm256_zextps128_ps256(_mm_set_ss(x));
+}
+
+/* A whole group's step of the shared float order: lane j of isum is block
+ * j's integer sum, dw / m / da / s its weight and activation fields. */
+INLINE __m256 group_step(hl_dtype t, __m256 acc, __m256i isum, __m256 dw, __m256 m, __m256 da,
+                         __m256 s) {
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, da), acc);
+    return has_min(t) ? _mm256_fmadd_ps(m, s, acc) : acc;
+}
+
+/* A leftover block's step: p its 8 partial integer sums (block_sum's
+ * layout), ablk the activation block. */
+INLINE __m256 block_step(hl_dtype t, __m256 acc, __m256i p, float dw, float m,
+                         const uint8_t *ablk) {
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * half(ablk)), acc);
+    return has_min(t) ? _mm256_fmadd_ps(_mm256_set1_ps(m), lane0(act_s(ablk)), acc) : acc;
 }
 
 /* Lane j of the result = the total of v[j]'s 8 lanes. */
@@ -192,10 +218,8 @@ INLINE void dot_rows(hl_dtype t, int n, const uint8_t *w, const uint8_t *a, size
             __m256i p[GROUP];
 #pragma GCC unroll 8
             for (int j = 0; j < GROUP; j++) p[j] = block_sum(t, u[j], ag + j * ab);
-            const __m256 da = halves8(ag, ab);
-            acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(totals8(p)), _mm256_mul_ps(dw, da), acc[k]);
-            if (has_min(t))
-                acc[k] = _mm256_fmadd_ps(m, halves8(ag + offsetof(hl_block_q8_1, s), ab), acc[k]);
+            const __m256 s = has_min(t) ? halves8(ag + offsetof(hl_block_q8_1, s), ab) : dw;
+            acc[k] = group_step(t, acc[k], totals8(p), dw, m, halves8(ag, ab), s);
         }
     }
     for (; ib < nb; ib++) {
@@ -204,10 +228,7 @@ INLINE void dot_rows(hl_dtype t, int n, const uint8_t *w, const uint8_t *a, size
         const float dw = half(wblk), m = has_min(t) ? half(wblk + 2) : 0.0f;
         for (int k = 0; k < n_a; k++) {
             const uint8_t *ablk = a + k * a_stride + ib * ab;
-            const __m256i p = block_sum(t, u, ablk);
-            const float da = half(ablk);
-            acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * da), acc[k]);
-            if (has_min(t)) acc[k] = _mm256_add_ps(acc[k], lane0(m * act_s(ablk)));
+            acc[k] = block_step(t, acc[k], block_sum(t, u, ablk), dw, m, ablk);
         }
     }
     for (int k = 0; k < n_a; k++) out[k * out_stride] = hsum(acc[k]);
@@ -248,9 +269,9 @@ DEFINE_DOT(dot_q8_0, HL_Q8_0)
  * activation row and group (4 vpdpbusd against the constant off) and
  * starts each pair's sum; the _1 types instead add the min term m * s,
  * s the Q8_1 blocks' f16 field. 16 float accumulators (one per
- * pair, 8 lanes summed at the end) and the 16 weight vectors fill the 32
+ * pair, summed by hsum at the end) and the 16 weight vectors fill the 32
  * registers. Leftover blocks (n / 32 not a multiple of 8) go block by
- * block in the natural layout into the same accumulators.
+ * block in the natural layout, as in the row kernel.
  *
  * Measured on the Zen-4-class CPU: the per-call transposes of the
  * activation rows cost about a third of the time (a wider weight tile
@@ -408,16 +429,16 @@ INLINE void tile_groups(hl_dtype t, int nb8, const uint8_t *w, size_t w_stride, 
                 __m512i s = g.base;
 #pragma GCC unroll 4
                 for (int j = 0; j < 4; j++) s = _mm512_dpbusd_epi32(s, wz[r][j], g.z[j]);
-                acc[r][k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold(s)), _mm256_mul_ps(dw[r], g.da),
-                                            acc[r][k]);
-                if (has_min(t)) acc[r][k] = _mm256_fmadd_ps(m[r], g.s, acc[r][k]);
+                acc[r][k] = group_step(t, acc[r][k], fold(s), dw[r], m[r], g.da, g.s);
             }
         }
     }
 }
 
 /* One leftover block (weight blocks at w + r * w_stride, activation
- * blocks at a + k * a_stride) in the natural layout. */
+ * blocks at a + k * a_stride) in the natural layout: the row kernel's
+ * partial integer sums (the offset term taken once per activation row),
+ * the row kernel's float step. */
 INLINE void tile_block(hl_dtype t, const uint8_t *w, size_t w_stride, int n_w, const uint8_t *a,
                        size_t a_stride, int n_a, __m256 acc[HL_GEMM_MAX_W][HL_DOT_MAX_A]) {
     __m256i u[HL_GEMM_MAX_W];
@@ -433,28 +454,15 @@ INLINE void tile_block(hl_dtype t, const uint8_t *w, size_t w_stride, int n_w, c
         const uint8_t *ablk = a + k * a_stride;
         const __m256i q = _mm256_loadu_si256((const __m256i *)(ablk + acodes(t)));
         const __m256i zero = _mm256_setzero_si256();
-        const float da = half(ablk);
-        __m256i base = zero;
-        __m256 s = _mm256_setzero_ps();
-        if (has_min(t))
-            s = lane0(act_s(ablk));
-        else
-            base = _mm256_sub_epi32(zero,
-                                    _mm256_dpbusd_epi32(zero, _mm256_set1_epi8((char)offset(t)), q));
+        const __m256i off = _mm256_set1_epi8((char)offset(t));
+        const __m256i base =
+            has_min(t) ? zero : _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, off, q));
 #pragma GCC unroll 4
         for (int r = 0; r < n_w; r++) {
             const __m256i p = _mm256_dpbusd_epi32(base, u[r], q);
-            acc[r][k] =
-                _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw[r] * da), acc[r][k]);
-            if (has_min(t)) acc[r][k] = _mm256_fmadd_ps(_mm256_set1_ps(m[r]), s, acc[r][k]);
+            acc[r][k] = block_step(t, acc[r][k], p, dw[r], m[r], ablk);
         }
     }
-}
-
-/* Lane j of the result = the total of v[j]'s 8 lanes. */
-INLINE __m128 totals4(const __m256 v[4]) {
-    const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
-    return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
 }
 
 INLINE void gemm_tile(hl_dtype t, int n, const uint8_t *w, size_t w_stride, int n_w,
@@ -471,12 +479,9 @@ INLINE void gemm_tile(hl_dtype t, int n, const uint8_t *w, size_t w_stride, int 
     for (int ib = nb8; ib < nb; ib++)
         tile_block(t, w + ib * wb, w_stride, n_w, a + ib * ab, a_stride, n_a, acc);
 #pragma GCC unroll 4
-    for (int k = 0; k < n_a; k++) {
-        const __m256 v[4] = {acc[0][k], acc[1][k], acc[2][k], acc[3][k]};
-        float sum[4];
-        _mm_storeu_ps(sum, totals4(v));
-        for (int r = 0; r < n_w; r++) out[k * out_stride + r] = sum[r];
-    }
+    for (int k = 0; k < n_a; k++)
+#pragma GCC unroll 4
+        for (int r = 0; r < n_w; r++) out[k * out_stride + r] = hsum(acc[r][k]);
 }
 
 /* One tile kernel per type, specialised for the full 4 x 4 tile. */

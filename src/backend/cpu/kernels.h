@@ -23,6 +23,15 @@
  * in files named *_avx2.c / *_avx512.c, compiled with that path's -m flags
  * and never entered unless the CPU has the features.
  *
+ * Batch invariance. Within a path, the float result for a (weight row,
+ * activation row) pair is bit-identical whichever entry computes it (dot
+ * with any n_a, the row at any position of the call; gemm with any tile
+ * shape) and whatever other rows share the call: all kernels of a type
+ * follow one order of float operations per path, written down at the top
+ * of its file. So a token's outputs do not depend on the batch it runs in,
+ * and a request's greedy output is the same alone or batched
+ * (tests/unit/test_invariance.c checks it bit for bit).
+ *
  * All kernels are pure functions over caller-owned memory: thread-safe, no
  * allocation. Pointers to blocks are aligned as GGUF guarantees (2 bytes;
  * 4 for Q8_K activation blocks); SIMD kernels use unaligned loads.
@@ -51,7 +60,8 @@ typedef void (*hl_quant_act_fn)(const float *x, void *dst, int n);
 /* out[k * out_stride] = dot(weight row w, activation row k) for k < n_a,
  * where activation row k starts at (const char *)a + k * a_stride, both rows
  * hold n elements (a multiple of the weight type's block size), and
- * 1 <= n_a <= HL_DOT_MAX_A. */
+ * 1 <= n_a <= HL_DOT_MAX_A. Each out[k] is bit-identical to a call with
+ * that activation row alone (n_a = 1). */
 typedef void (*hl_vec_dot_fn)(int n, const void *w, const void *a, size_t a_stride, int n_a,
                               float *out, size_t out_stride);
 
@@ -62,8 +72,8 @@ typedef void (*hl_vec_dot_fn)(int n, const void *w, const void *a, size_t a_stri
  * The kernel holds a tile of weight rows x activation rows in registers, so
  * each decoded weight block and each loaded activation block serves
  * several products. Optional: where NULL, the matmul calls dot per row.
- * Results equal dot's for the same rows (same per-block integer sums; the
- * float additions may be ordered differently). */
+ * Results are bit-identical to dot's for the same rows (same per-block
+ * integer sums, same float order). */
 #define HL_GEMM_MAX_W 4     /* rows of a gemm call unless gemm_rows says more */
 #define HL_GEMM_ROWS_MAX 16 /* the most any gemm_rows entry may say */
 typedef void (*hl_gemm_fn)(int n, const void *w, size_t w_stride, int n_w, const void *a,

@@ -31,6 +31,10 @@
  * quantizer here produces); like kernels.h's paths they differ from the
  * scalar reference only in the rounding of the float sums across blocks.
  * The scalar kernel does the reference's float arithmetic exactly.
+ * Batch invariance: a (row, activation row) result accumulates block by
+ * block in its own lane, so it is bit-identical whatever n_a and the
+ * row's position in the call (not necessarily equal to the row kernels':
+ * a matrix is read packed or by rows for the whole life of a model).
  *
  * Use. The packed buffer needs the structs' 2-byte alignment (64 is best).
  * Decode streams each group once at memory speed. For prefill, run the
