@@ -76,7 +76,9 @@ def start(kind, model, path, model_id, threads, n_ctx, parallel):
                "--parallel", str(parallel), "--queue", "256"]
     else:
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", path, "--model_alias", model_id, "--port",
-               str(port), "--n_threads", str(threads), "--n_threads_batch", str(threads), "--n_ctx", str(n_ctx)]
+               str(port), "--n_threads", str(threads), "--n_threads_batch", str(threads), "--n_ctx", str(n_ctx),
+               # queue concurrent requests instead of cutting the running stream off (its default)
+               "--interrupt_requests", "False"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
     url = f"http://127.0.0.1:{port}"
     wait_http(url, proc, log)
