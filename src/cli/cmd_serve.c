@@ -49,6 +49,10 @@ static void usage(void) {
             "  --parallel N          sequences per model generating at once (default 4)\n"
             "  --queue N             requests per model waiting beyond those (default 64; then 503)\n"
             "  --generation-lock     each model serves one request at a time\n"
+            "  --max-unsent BYTES    generated text a slow streaming client may leave unread before its\n"
+            "                        sequence pauses (default 256K)\n"
+            "  --max-unsent BYTES    generated text a slow streaming client may leave unread before its\n"
+            "                        sequence pauses (default 256K)\n"
             "  -c, --ctx-size N      context per sequence (default 4096 or the model's, if smaller)\n"
             "  -t, --threads N       compute threads per model (default: all CPUs)\n"
             "  --http-threads N      HTTP threads (default 4)\n"
@@ -181,6 +185,7 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--http-threads")) hp.n_threads = atoi(v);
         else if (!strcmp(a, "--parallel")) sp.n_seq = atoi(v);
         else if (!strcmp(a, "--queue")) sp.max_queue = atoi(v);
+        else if (!strcmp(a, "--max-unsent")) sp.max_unsent = (size_t)parse_size(v);
         else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) sp.n_ctx = atoi(v);
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) sp.n_threads = atoi(v);
         else if (!strcmp(a, "--max-loaded")) rp.max_loaded = atoi(v);
@@ -194,7 +199,8 @@ int cmd_serve(int argc, char **argv) {
             return 2;
         }
     }
-    if (hp.port < 0 || hp.port > 65535 || hp.max_body == (size_t)-1 || hp.timeout_s < 0 || hp.n_threads < 0 ||
+    if (hp.port < 0 || hp.port > 65535 || hp.max_body == (size_t)-1 || sp.max_unsent == (size_t)-1 ||
+        hp.timeout_s < 0 || hp.n_threads < 0 ||
         sp.n_seq < 0 || sp.n_seq > 64 || sp.max_queue < 0 || sp.n_ctx < 0 || grace_s < 0 || rp.max_loaded < 0 ||
         budget_mib < 0) {
         fprintf(stderr, "heylookllm serve: a numeric option is out of range (see --help)\n");

@@ -853,7 +853,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 /* Streams are many small writes: send each at once instead of letting
- * Nagle's algorithm hold it for the client's delayed ACK (up to 40 ms). */
+ * Nagle's algorithm hold it for the client's delayed ACK (up to 40 ms).
+ * The send buffer is fixed at 128 KiB (the kernel would otherwise grow it
+ * to megabytes for a client that stops reading): past it, a slow client's
+ * stream stops being drained and its sequence pauses (--max-unsent). */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe) {
     (void)cls;
@@ -861,7 +864,11 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     if (toe != MHD_CONNECTION_NOTIFY_STARTED) return;
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     int one = 1;
-    if (ci) setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int sndbuf = 128 * 1024;
+    if (ci) {
+        setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    }
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {

@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from heylook_server import MODEL
+from heylook_server import BIN, MODEL
 
 HI = [{"role": "user", "content": "Name three colors."}]
 
@@ -368,3 +368,42 @@ def test_corrupt_model_file(make_server, tmp_path):
     health = httpx.get(s.url + "/health")
     assert health.status_code == 200 and health.json()["models"] == {MODEL: "loaded", "broken": "failed"}
     assert client(s).chat.completions.create(model=MODEL, messages=HI, max_tokens=2).choices
+
+
+@pytest.mark.skipif("asan" in BIN, reason="generates ~1500 tokens to fill the socket: too slow under ASan "
+                                         "(the plain build runs it)")
+def test_slow_stream_client_pauses_its_sequence(make_server):
+    """Backpressure: a streaming client that stops reading does not make the server buffer without
+    bound. Once the socket's fixed send buffer (128 KiB) is full and the unread text passes
+    --max-unsent, its sequence pauses: the model's generated-token count stops moving. Reading
+    again resumes it to the end."""
+    s = make_server("--max-unsent", "1K")
+    body = json.dumps({"model": MODEL, "prompt": "Count from one to a thousand:", "max_tokens": 2000,
+                       "temperature": 0, "stream": True, "logit_bias": {"0": -100, "1": -100, "2": -100}}).encode()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: the server's writes stall early
+    sock.connect(("127.0.0.1", s.port))
+    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    def generated():
+        return httpx.get(s.url + "/v1/performance").json()["models"][0]["generation_tokens"]
+
+    deadline = time.time() + 120
+    a, b = -1, generated()
+    while a != b and time.time() < deadline:  # wait until generation stands still
+        time.sleep(1.0)
+        a, b = b, generated()
+    assert a == b and b < 1999, f"generation never paused ({b} tokens)"
+    time.sleep(1.0)
+    assert generated() == b, "a paused sequence went on generating"
+    sock.settimeout(60)
+    data = b""
+    while not data.endswith(b"data: [DONE]\r\n\r\n0\r\n\r\n") and b"data: [DONE]" not in data[-64:]:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    sock.close()
+    assert b"data: [DONE]" in data
+    assert generated() >= 1999  # it ran to the end once read
