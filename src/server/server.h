@@ -27,7 +27,7 @@
 
 typedef struct hl_server_params {
     const char *host;        /* NULL = "127.0.0.1" */
-    int port;                /* 0 = 8080 */
+    int port;                /* 0 = any free port (hl_server_port says which) */
     const char *api_key;     /* NULL = no authentication */
     const char *cors_origin; /* NULL = no CORS headers; "*" or an origin */
     size_t max_body;         /* request body limit in bytes (0 = 64 MiB) */
@@ -41,8 +41,7 @@ typedef struct hl_server_params {
 typedef struct hl_server hl_server;
 
 int hl_server_start(hl_server **out, const hl_server_params *p, hl_router *router, hl_err *e);
-/* The port actually bound (useful with port 0 in tests... not supported by
- * MHD's option set; returns the configured port). */
+/* The port actually bound (the free port picked when params.port was 0). */
 int hl_server_port(const hl_server *s);
 /* Stops accepting new connections; requests in flight go on. */
 void hl_server_quiesce(hl_server *s);
