@@ -234,3 +234,31 @@ models:
     assert r.status_code == 500 and "not supported yet" in r.json()["error"]["message"]
     assert complete(s, "disabled-one").status_code == 404
     assert complete(s, "short").status_code == 200
+
+
+def test_pinned_and_idle_unload(make_server, tmp_path, synth_models):
+    """pinned: never evicted (the other model gets 503 no_room); idle_unload_s: unloaded when idle."""
+    a, b, c = synth_models
+    p = write_yaml(tmp_path, f"""
+default_model: keep
+max_loaded_models: 1
+models:
+  - id: keep
+    config: {{model_path: {a}, pinned: true}}
+  - id: other
+    config: {{model_path: {b}}}
+""")
+    s = make_server("--config", str(p))
+    r = complete(s, "other")
+    assert r.status_code == 503 and r.json()["error"]["code"] == "no_room" and "pinned" in r.json()["error"]["message"]
+    assert statuses(s) == {"keep": "loaded", "other": "unloaded"}
+    q = write_yaml(tmp_path, f"""
+models:
+  - id: brief
+    config: {{model_path: {c}, idle_unload_s: 1}}
+""")
+    s2 = make_server("--config", str(q))
+    assert complete(s2, "brief").status_code == 200
+    wait_status(s2, {"brief": "unloaded"}, timeout=15)
+    assert "unloading brief (idle)" in s2.read_log()
+    assert complete(s2, "brief").status_code == 200  # loads again on demand
