@@ -21,6 +21,7 @@
 
 #include "../engine/template.h"
 #include "../gguf/gguf.h"
+#include "../util/buf.h"
 #include "cli.h"
 
 static void usage(FILE *out) {
@@ -32,34 +33,13 @@ static void usage(FILE *out) {
 
 /* Reads a whole file, NUL-terminated; NULL if it cannot. */
 static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n + 1 >= cap) {
-            char *r = realloc(buf, cap * 2);
-            if (!r) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = r;
-            cap *= 2;
-        }
-        size_t k = fread(buf + n, 1, cap - n - 1, f);
-        n += k;
-        if (k == 0) break;
+    hl_buf b = {0};
+    if (hl_buf_read_file(&b, path) < 0) {
+        hl_buf_free(&b);
+        return NULL;
     }
-    if (buf && ferror(f)) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (!buf) return NULL;
-    buf[n] = 0;
-    if (len) *len = n;
-    return buf;
+    if (len) *len = b.len;
+    return b.p;
 }
 
 static char *str_dup_view(hl_str s) {

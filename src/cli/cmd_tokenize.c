@@ -13,6 +13,7 @@
 
 #include "../engine/tokenizer.h"
 #include "../gguf/gguf.h"
+#include "../util/buf.h"
 #include "cli.h"
 
 static void usage(void) {
@@ -21,34 +22,13 @@ static void usage(void) {
 
 /* Reads a whole file; *out is malloc'd (NUL-terminated for convenience). */
 static int read_all(const char *path, char **out, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (len + 1 >= cap) {
-            char *r = realloc(buf, cap * 2);
-            if (!r) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = r;
-            cap *= 2;
-        }
-        size_t k = fread(buf + len, 1, cap - len - 1, f);
-        len += k;
-        if (k == 0) break;
-    }
-    bool err = ferror(f) != 0;
-    fclose(f);
-    if (!buf || err) {
-        free(buf);
+    hl_buf b = {0};
+    if (hl_buf_read_file(&b, path) < 0) {
+        hl_buf_free(&b);
         return -1;
     }
-    buf[len] = 0;
-    *out = buf;
-    *n = len;
+    *out = b.p;
+    *n = b.len;
     return 0;
 }
 

@@ -130,15 +130,8 @@ static entry *victim(hl_router *r, const entry *except) {
 }
 
 static char *read_file(const char *path, hl_err *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return hl_errf(e, "cannot open the chat template '%s'", path), NULL;
     hl_buf b = {0};
-    char tmp[65536];
-    size_t k;
-    while ((k = fread(tmp, 1, sizeof tmp, f)) > 0) hl_buf_put(&b, tmp, k);
-    bool bad = ferror(f) || b.oom || !b.p;
-    fclose(f);
-    if (bad) {
+    if (hl_buf_read_file(&b, path) < 0 || !b.len) {
         hl_buf_free(&b);
         hl_errf(e, "cannot read the chat template '%s' (or it is empty)", path);
         return NULL;

@@ -194,3 +194,21 @@ size_t hl_utf8_valid_len(const char *s, size_t n) {
     }
     return i;
 }
+
+int hl_buf_read_file(hl_buf *b, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    size_t start = b->len;
+    char tmp[65536];
+    size_t k;
+    while ((k = fread(tmp, 1, sizeof tmp, f)) > 0) hl_buf_put(b, tmp, k);
+    bool bad = ferror(f) || b->oom;
+    fclose(f);
+    if (bad) {
+        b->len = start;
+        if (b->p) b->p[start] = 0;
+        return -1;
+    }
+    hl_buf_reserve(b, 0); /* a NUL even for an empty file */
+    return b->oom ? -1 : 0;
+}

@@ -33,6 +33,10 @@ void hl_buf_put(hl_buf *b, const void *p, size_t n);
 void hl_buf_puts(hl_buf *b, const char *s);
 void hl_buf_putc(hl_buf *b, char c);
 void hl_buf_printf(hl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends the whole content of the file at path. Returns 0, or -1 when it
+ * cannot be opened or read (errno says why) or memory runs out; the buffer
+ * then holds nothing of the file. */
+int hl_buf_read_file(hl_buf *b, const char *path);
 /* Appends n bytes as a JSON string literal, quotes included: ", \ and
  * control characters escaped (\n \r \t \b \f, others \u00XX), UTF-8 kept
  * as is. Invalid UTF-8 (a token piece that ends inside a character) becomes

@@ -215,3 +215,23 @@ TEST(buf_utf8_valid_len) {
     memcpy(s + 61, "\xe2\x82\xac", 3);
     CHECK_EQ_INT(hl_utf8_valid_len(s, sizeof s), 100);
 }
+
+TEST(buf_read_file) {
+    const char *path = hl_test_tmp("buf_read_file.txt");
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs("line one\nline two\n", f);
+    fclose(f);
+    hl_buf b = {0};
+    hl_buf_puts(&b, ">");
+    CHECK(hl_buf_read_file(&b, path) == 0);
+    CHECK(b.len == 19 && strcmp(b.p, ">line one\nline two\n") == 0);
+    CHECK(hl_buf_read_file(&b, "/nonexistent/heylook/file") == -1);
+    CHECK(b.len == 19); /* nothing of a failed read is kept */
+    hl_buf_free(&b);
+    f = fopen(path, "wb");
+    if (f) fclose(f);
+    CHECK(hl_buf_read_file(&b, path) == 0 && b.len == 0 && b.p && b.p[0] == 0); /* empty file: "" */
+    hl_buf_free(&b);
+}
