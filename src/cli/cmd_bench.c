@@ -25,6 +25,7 @@
 #include "../util/pool.h"
 #include "catalog.h"
 #include "cli.h"
+#include "../util/clock.h"
 
 static void usage(void) {
     fprintf(stderr,
@@ -34,12 +35,6 @@ static void usage(void) {
             "  -r N        repetitions (default 5)\n"
             "  -t N        threads (default: all CPUs)\n"
             "  --csv       print model,test,tokens_per_s,stddev,gb_per_s,bw_fraction rows\n");
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* ------------------------------------------------------ read bandwidth -- */
@@ -72,9 +67,9 @@ static double measure_bandwidth(hl_pool *pool) {
     j.per_task = (j.per_task + 7) & ~(size_t)7;
     double best = 0;
     for (int r = 0; r < 5; r++) {
-        double t0 = now_s();
+        double t0 = hl_now_s();
         hl_pool_run(pool, bw_task, &j, n_tasks);
-        double dt = now_s() - t0;
+        double dt = hl_now_s() - t0;
         if (dt > 0 && bytes / dt / 1e9 > best) best = bytes / dt / 1e9;
     }
     volatile uint64_t keep = j.sink[0];
@@ -93,22 +88,22 @@ typedef struct bench_result {
 
 static int run_pp(hl_ctx *c, const int32_t *ids, int n, double *secs, hl_err *e) {
     hl_ctx_seq_truncate(c, 0, 0);
-    double t0 = now_s();
+    double t0 = hl_now_s();
     if (hl_ctx_prefill(c, 0, ids, n, e) < 0) return -1;
-    *secs = now_s() - t0;
+    *secs = hl_now_s() - t0;
     return 0;
 }
 
 static int run_tg(hl_ctx *c, const int32_t *ids, int n, double *secs, hl_err *e) {
     hl_ctx_seq_truncate(c, 0, 0);
-    double t0 = now_s();
+    double t0 = hl_now_s();
     for (int i = 0; i < n; i++) {
         int32_t tok = ids[i], pos = i, seq = 0;
         bool want = true;
         hl_batch b = {.n = 1, .token = &tok, .pos = &pos, .seq = &seq, .want_logits = &want};
         if (hl_ctx_decode(c, &b, e) < 0) return -1;
     }
-    *secs = now_s() - t0;
+    *secs = hl_now_s() - t0;
     return 0;
 }
 

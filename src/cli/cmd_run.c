@@ -13,6 +13,7 @@
 #include "../engine/stop.h"
 #include "catalog.h"
 #include "cli.h"
+#include "../util/clock.h"
 
 static void usage(void) {
     fprintf(stderr,
@@ -26,12 +27,6 @@ static void usage(void) {
             "  -c, --ctx-size N      context size (default 4096 or the model's, if smaller)\n"
             "  -t, --threads N       threads (default: all CPUs)\n"
             "  --no-special          treat special-token text in the prompt as plain text\n");
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static int write_all(const char *p, size_t n) {
@@ -105,7 +100,7 @@ int cmd_run(int argc, char **argv) {
     hl_sampler *smp = NULL;
     int32_t *ids = NULL;
     int rc = 1;
-    double t0 = now_s();
+    double t0 = hl_now_s();
     if (hl_model_load(&m, path, &e) < 0) goto fail;
     const hl_hparams *hp = hl_model_hparams(m);
     const hl_tokenizer *tok = hl_model_tokenizer(m);
@@ -135,13 +130,13 @@ int cmd_run(int argc, char **argv) {
     hl_tokenize(tok, prompt, plen, true, parse_special, ids, n_prompt);
     if (hl_sampler_init(&smp, hp->n_vocab, &sp, &e) < 0) goto fail;
     if (hl_sampler_accept_prompt(smp, ids, (int32_t)n_prompt, &e) < 0) goto fail;
-    double t_load = now_s() - t0;
+    double t_load = hl_now_s() - t0;
 
-    double t1 = now_s();
+    double t1 = hl_now_s();
     if (hl_ctx_prefill(c, 0, ids, (int)n_prompt, &e) < 0) goto fail;
-    double t_prompt = now_s() - t1;
+    double t_prompt = hl_now_s() - t1;
 
-    double t2 = now_s();
+    double t2 = hl_now_s();
     int n_gen = 0, n_pos = (int)n_prompt;
     hl_detok dt = {0};
     char piece[512], out[512 + HL_STOP_MAX_LEN];
@@ -186,7 +181,7 @@ int cmd_run(int argc, char **argv) {
         size_t tail = hl_stop_matched(&stop) < 0 ? hl_stop_flush(&stop, out) : 0;
         write_all(out, tail);
     }
-    double t_gen = now_s() - t2;
+    double t_gen = hl_now_s() - t2;
     printf("\n");
     fprintf(stderr,
             "\n[%s]\nload %.2f s | prompt %lld tokens, %.1f tok/s | generation %d tokens, %.1f tok/s | "

@@ -22,6 +22,7 @@
 #include "../server/server.h"
 #include "catalog.h"
 #include "cli.h"
+#include "../util/clock.h"
 
 #define MAX_MODELS 32
 
@@ -60,12 +61,6 @@ static void usage(void) {
             "  --memory-budget MIB   memory for loaded models' weights and KV caches (default: 90%% of\n"
             "                        the memory available at start)\n"
             "  --grace S             seconds in-flight requests get at shutdown (default 10)\n");
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* The model id: the catalog name, or the file name without directories and .gguf. */
@@ -293,14 +288,14 @@ int cmd_serve(int argc, char **argv) {
     fprintf(stderr, "heylookllm: %s: no new connections; waiting up to %d s for %d request(s) in flight\n",
             sig == SIGINT ? "SIGINT" : "SIGTERM", grace_s, hl_server_active(srv));
     hl_server_quiesce(srv);
-    double deadline = now_s() + grace_s;
+    double deadline = hl_now_s() + grace_s;
     struct timespec tick = {0, 50 * 1000 * 1000};
-    while (hl_server_active(srv) > 0 && now_s() < deadline) nanosleep(&tick, NULL);
+    while (hl_server_active(srv) > 0 && hl_now_s() < deadline) nanosleep(&tick, NULL);
     /* Cancel what is left (streams end with an error event, every parked
      * connection is resumed), let the connections finish, then stop. */
     hl_router_shutdown(router);
-    deadline = now_s() + 2;
-    while (hl_server_active(srv) > 0 && now_s() < deadline) nanosleep(&tick, NULL);
+    deadline = hl_now_s() + 2;
+    while (hl_server_active(srv) > 0 && hl_now_s() < deadline) nanosleep(&tick, NULL);
     hl_server_stop(srv);
     hl_router_free(router);
     hl_config_free(cfg);

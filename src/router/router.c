@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "../engine/model.h"
+#include "../util/clock.h"
 
 typedef struct entry {
     hl_router_model cfg; /* strings owned (copied) */
@@ -43,12 +44,6 @@ struct hl_router {
     pthread_t loader;
     bool loader_started, stopping;
 };
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* MemAvailable from /proc/meminfo, in bytes; 0 when unknown. */
 static uint64_t mem_available(void) {
@@ -143,7 +138,7 @@ static char *read_file(const char *path, hl_err *e) {
 static void fail_locked(entry *x, int code) {
     x->status = HL_STATUS_UNLOADED;
     x->fail_code = code;
-    x->failed_at = now_s();
+    x->failed_at = hl_now_s();
     fprintf(stderr, "heylookllm: %s %s: %s\n", x->cfg.id, code == HL_ROUTER_NO_ROOM ? "cannot load now" : "failed to load",
             x->error);
     wake(take_waiters(x));
@@ -157,7 +152,7 @@ typedef struct progress {
 /* A progress line at most once a second while a load lasts. */
 static void on_progress(void *arg, double frac) {
     progress *p = arg;
-    double t = now_s();
+    double t = hl_now_s();
     if (t - p->last < 1.0 || frac >= 1.0) return;
     p->last = t;
     fprintf(stderr, "heylookllm: loading %s: %.0f%% (%.1f s)\n", p->id, frac * 100, t - p->t0);
@@ -213,7 +208,7 @@ static void load_locked(hl_router *r, entry *x) {
         unload_locked(r, v, count_ok ? "evicted: memory budget" : "evicted: max_loaded_models");
     }
     pthread_mutex_unlock(&r->mu);
-    double t0 = now_s();
+    double t0 = hl_now_s();
     fprintf(stderr, "heylookllm: loading %s from %s (about %.0f MiB with its KV cache)\n", x->cfg.id, x->cfg.path,
             est / 1048576.0);
     hl_model *m = NULL;
@@ -232,7 +227,7 @@ static void load_locked(hl_router *r, entry *x) {
 done:
     free(tmpl);
     if (rc < 0) hl_model_free(m);
-    double dt = now_s() - t0;
+    double dt = hl_now_s() - t0;
     pthread_mutex_lock(&r->mu);
     if (rc < 0) {
         snprintf(x->error, sizeof x->error, "%s", e.msg);
@@ -245,7 +240,7 @@ done:
     x->status = HL_STATUS_LOADED;
     x->load_s = dt;
     x->loads++;
-    x->last_used = now_s();
+    x->last_used = hl_now_s();
     const hl_sched_params *p = hl_sched_params_get(s);
     fprintf(stderr, "heylookllm: %s ready in %.2f s: %s; %d sequences x %d tokens; %.0f MiB; chat template: %s\n",
             x->cfg.id, dt, hl_model_desc(m), p->n_seq, p->n_ctx, x->bytes / 1048576.0, hl_sched_template_origin(s));
@@ -264,7 +259,7 @@ static void *loader_main(void *arg) {
             continue;
         }
         /* idle unloads */
-        double t = now_s();
+        double t = hl_now_s();
         for (int i = 0; i < r->n; i++) {
             entry *x = &r->m[i];
             if (x->status == HL_STATUS_LOADED && x->cfg.idle_unload_s > 0 && x->in_flight == 0 && !x->cfg.pinned &&
@@ -379,11 +374,11 @@ int hl_router_acquire(hl_router *r, const char *id, hl_sched **out, hl_router_wa
     } else if (x->status == HL_STATUS_LOADED) {
         x->in_flight++;
         x->hits++;
-        x->last_used = now_s();
+        x->last_used = hl_now_s();
         *out = x->sched;
         rc = 0;
     } else if (x->status == HL_STATUS_UNLOADED && x->error[0] &&
-               now_s() - x->failed_at < (x->fail_code == HL_ROUTER_NO_ROOM ? 1.0 : HL_ROUTER_RETRY_S)) {
+               hl_now_s() - x->failed_at < (x->fail_code == HL_ROUTER_NO_ROOM ? 1.0 : HL_ROUTER_RETRY_S)) {
         /* a recent failure is the answer, until it is old enough to try again */
         rc = x->fail_code;
         if (rc == HL_ROUTER_NO_ROOM) hl_errf(e, "cannot load the model '%s' now: %s", id, x->error);
@@ -421,7 +416,7 @@ void hl_router_release(hl_router *r, hl_sched *s) {
     for (int i = 0; i < r->n; i++)
         if (r->m[i].sched == s) {
             r->m[i].in_flight--;
-            r->m[i].last_used = now_s();
+            r->m[i].last_used = hl_now_s();
         }
     pthread_cond_signal(&r->cv);
     pthread_mutex_unlock(&r->mu);

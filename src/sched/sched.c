@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "../engine/template.h"
+#include "../util/clock.h"
 
 /* Used when the model carries no chat template (llama.cpp does the same). */
 static const char CHATML[] =
@@ -94,12 +95,6 @@ struct hl_sched {
     int *b_slot;
 };
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* ---- jobs ---- */
 
 static void job_free(hl_job *j) {
@@ -169,12 +164,12 @@ static void log_job(const hl_sched *s, const hl_job *j) {
         else if (f == HL_FINISH_CANCELLED && strcmp(why, "error")) why = "cancelled";
         else if (f == HL_FINISH_LENGTH && !strcmp(why, "stop")) why = "length";
     }
-    double t = now_s() - j->t_submit;
+    double t = hl_now_s() - j->t_submit;
     double ttft = j->t_first > 0 ? j->t_first - j->t_submit : -1;
-    double gen_t = j->t_first > 0 ? now_s() - j->t_first : 0;
+    double gen_t = j->t_first > 0 ? hl_now_s() - j->t_first : 0;
     if (s->p.stats)
         hl_stats_job(s->p.stats, !strcmp(why, "error") ? 1 : !strcmp(why, "cancelled") ? 2 : 0,
-                     (j->t_admit > 0 ? j->t_admit : now_s()) - j->t_submit, ttft);
+                     (j->t_admit > 0 ? j->t_admit : hl_now_s()) - j->t_submit, ttft);
     fprintf(stderr,
             "heylookllm: %s: prompt %d tokens, generated %d, ttft %.0f ms, %.1f tok/s, total %.2f s, %s%s%s\n",
             s->p.name ? s->p.name : "model", j->n_prompt, gen, ttft * 1e3,
@@ -276,7 +271,7 @@ static bool slot_step(hl_sched *s, slot *sl, const float *logits) {
     }
     pthread_mutex_lock(&j->mu);
     hl_job_choice *ch = &j->choices[sl->choice];
-    if (j->t_first == 0) j->t_first = now_s();
+    if (j->t_first == 0) j->t_first = hl_now_s();
     if (!eog) {
         ch->n_tokens++;
         if (j->logprobs) ch->lp[ch->n_lp++] = lp;
@@ -380,7 +375,7 @@ static void admit_locked(hl_sched *s) {
         int n_free = 0;
         for (int i = 0; i < s->p.n_seq; i++) n_free += !s->slots[i].job;
         if (n_free < j->n || (s->p.generation_lock && n_free < s->p.n_seq)) return;
-        j->t_admit = now_s();
+        j->t_admit = hl_now_s();
         s->q_head = j->next;
         if (!s->q_head) s->q_tail = NULL;
         s->n_queued--;
@@ -466,9 +461,9 @@ static bool step(hl_sched *s) {
     if (n == 0) return false;
     hl_batch b = {.n = n, .token = s->b_tok, .pos = s->b_pos, .seq = s->b_seq, .want_logits = s->b_want};
     hl_err e = {0};
-    double t0 = now_s();
+    double t0 = hl_now_s();
     int rc = hl_ctx_decode(s->c, &b, &e);
-    if (s->p.stats && rc == 0) hl_stats_pass(s->p.stats, now_s() - t0, n - n_gen, n_gen);
+    if (s->p.stats && rc == 0) hl_stats_pass(s->p.stats, hl_now_s() - t0, n - n_gen, n_gen);
     if (rc < 0) {
         for (int k = 0; k < n; k++)
             if (s->slots[s->b_slot[k]].job) slot_end(s, &s->slots[s->b_slot[k]], HL_FINISH_ERROR, e.msg);
@@ -718,7 +713,7 @@ int hl_sched_submit(hl_sched *s, const hl_job_params *p, hl_job **out, hl_err *e
     j->client_fd = p->client_fd;
     j->tok = s->tok;
     j->sp = p->sampling;
-    j->t_submit = now_s();
+    j->t_submit = hl_now_s();
     int rc = HL_SUBMIT_ERROR;
     if (p->sampling.n_logit_bias > 0) {
         j->bias = malloc(sizeof *j->bias * (size_t)p->sampling.n_logit_bias);

@@ -36,6 +36,7 @@
 #include "../backend/cpu/kernels.h"
 #include "../util/pool.h"
 #include "../util/version.h"
+#include "../util/clock.h"
 
 struct hl_server {
     hl_server_params p;
@@ -85,12 +86,6 @@ typedef struct req {
 /* ---- small helpers ---- */
 
 static int64_t unix_now(void) { return (int64_t)time(NULL); }
-
-static double mono_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static enum MHD_Result queue_buf(req *r, unsigned status, hl_buf *b, const char *ctype) {
     struct MHD_Response *resp;
@@ -261,7 +256,7 @@ static enum MHD_Result serve_performance(req *r) {
     hl_buf b = {0};
     uint64_t hits = 0, misses = 0, evictions = 0, loads = 0;
     int loaded = 0;
-    hl_buf_printf(&b, "{\"object\":\"performance\",\"uptime_s\":%.1f,\"models\":[", mono_now() - s->t_start);
+    hl_buf_printf(&b, "{\"object\":\"performance\",\"uptime_s\":%.1f,\"models\":[", hl_now_s() - s->t_start);
     for (int i = 0; i < n; i++) {
         hl_router_info in;
         hl_stats_view v;
@@ -889,7 +884,7 @@ int hl_server_start(hl_server **out, const hl_server_params *p, hl_router *route
     if (!s->p.max_connections) s->p.max_connections = 1024;
     if (!s->p.max_tokens) s->p.max_tokens = 1 << 20;
     s->router = router;
-    s->t_start = mono_now();
+    s->t_start = hl_now_s();
     struct sockaddr_storage ss = {0};
     size_t ss_len;
     int port = s->p.port < 0 ? 0 : s->p.port;
