@@ -214,8 +214,7 @@ static void slot_end(hl_sched *s, slot *sl, hl_finish why, const char *err) {
 }
 
 /* Text at the end of generation: the detokenizer's and the stop matcher's held tails. */
-static void slot_flush(slot *sl, const hl_tokenizer *tok, hl_buf *out) {
-    (void)tok;
+static void slot_flush(slot *sl, hl_buf *out) {
     char piece[16], held[16 + HL_STOP_MAX_LEN];
     if (hl_stop_matched(&sl->stop) >= 0) return;
     int n = hl_detok_flush(&sl->dt, piece, sizeof piece);
@@ -252,7 +251,7 @@ static bool slot_step(hl_sched *s, slot *sl, const float *logits) {
     hl_buf tail = {0};
     if (eog) {
         why = HL_FINISH_STOP;
-        slot_flush(sl, s->tok, &tail);
+        slot_flush(sl, &tail);
     } else {
         hl_sampler_accept(sl->smp, id, &e);
         int n = hl_detok_push(s->tok, &sl->dt, id, piece, sizeof piece);
@@ -266,7 +265,7 @@ static bool slot_step(hl_sched *s, slot *sl, const float *logits) {
         else if ((j->max_tokens >= 0 && j->choices[sl->choice].n_tokens + 1 >= j->max_tokens) ||
                  sl->n_pos > s->n_ctx) { /* no room left to decode it */
             why = HL_FINISH_LENGTH;
-            slot_flush(sl, s->tok, &tail);
+            slot_flush(sl, &tail);
         }
     }
     pthread_mutex_lock(&j->mu);

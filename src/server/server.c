@@ -886,7 +886,6 @@ int hl_server_start(hl_server **out, const hl_server_params *p, hl_router *route
     s->router = router;
     s->t_start = hl_now_s();
     struct sockaddr_storage ss = {0};
-    size_t ss_len;
     int port = s->p.port < 0 ? 0 : s->p.port;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
@@ -894,22 +893,18 @@ int hl_server_start(hl_server **out, const hl_server_params *p, hl_router *route
     if (inet_pton(AF_INET, s->p.host, &a4->sin_addr) == 1) {
         a4->sin_family = AF_INET;
         a4->sin_port = htons((uint16_t)port);
-        ss_len = sizeof *a4;
     } else if (inet_pton(AF_INET6, s->p.host, &a6->sin6_addr) == 1) {
         a6->sin6_family = AF_INET6;
         a6->sin6_port = htons((uint16_t)port);
-        ss_len = sizeof *a6;
         flags |= MHD_USE_IPv6;
     } else if (!strcmp(s->p.host, "localhost")) {
         a4->sin_family = AF_INET;
         a4->sin_port = htons((uint16_t)port);
         a4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        ss_len = sizeof *a4;
     } else {
         free(s);
         return hl_errf(e, "--host '%s' is not an IP address (use 127.0.0.1, 0.0.0.0, ::1, or localhost)", p->host);
     }
-    (void)ss_len;
     s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_access, s,
                             MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
