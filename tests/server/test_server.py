@@ -258,7 +258,8 @@ def test_body_too_large_auth_cors(make_server):
 def test_overload_503(make_server):
     s = make_server("--parallel", "1", "--queue", "1")
     body = {"model": MODEL, "messages": [{"role": "user", "content": "Count to one thousand."}],
-            "max_tokens": 200, "temperature": 0, "stream": True}
+            "max_tokens": 2000, "temperature": 0, "stream": True,
+            "logit_bias": {"0": -100, "1": -100, "2": -100}}  # no end of text: it cannot finish early
     # one running, one queued: hold both streams open without reading them to the end
     streams = []
     for _ in range(2):
@@ -345,7 +346,7 @@ def test_failure_mid_stream_is_an_error_event(make_server):
     s = make_server("--grace", "0")
     stream = client(s).chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": "Count from 1 to 500, one per line."}],
-        max_tokens=2000, temperature=0, stream=True)
+        max_tokens=2000, temperature=0, stream=True, logit_bias={"0": -100, "1": -100, "2": -100})
     it = iter(stream)
     next(it)
     s.proc.send_signal(signal.SIGTERM)
