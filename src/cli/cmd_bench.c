@@ -1,16 +1,23 @@
 /* cmd_bench.c - `heylookllm bench`: prompt and generation throughput in the
  * manner of llama-bench, plus the memory bandwidth they use.
  *
- *   heylookllm bench --model M [-p 512] [-n 128] [-r 5] [-t N] [--csv]
+ *   heylookllm bench --model M [-p 512] [-n 128] [-r 5] [-t N] [--backend B]
+ *                    [--parallel S [--parallel-prompt P]] [--csv]
  *
  * pp<P>: P random tokens prefilled into an empty context as one batch;
- * tg<N>: N tokens decoded one at a time from an empty context. Each test
+ * tg<N>: N tokens decoded one at a time from an empty context, each step's
+ * greedy token read as a real decoding loop reads it (hl_ctx_argmax);
+ * tg<N>x<S> (--parallel S): S sequences, each first prefilled with P random
+ * tokens (untimed), then N steps that each decode one token of every
+ * sequence in one batch; tokens/s is the aggregate S*N over the steps'
+ * time (llama-batched-bench's generation figure). Each test
  * runs once to warm up, then r times; tokens/s is the mean over the runs
  * with its sample standard deviation. gb_per_s is the weight bytes one
  * forward pass reads (hl_model_pass_bytes) times the passes per second, and
  * bw_fraction divides it by the read bandwidth this command measures first
- * (a multi-threaded streaming read of a 512 MiB buffer, best of 5), so the
- * figures say how close decode runs to the memory limit. KV-cache reads are
+ * (a multi-threaded streaming read of a 512 MiB buffer, best of 5; on the
+ * CUDA backend the GPU's device-to-device copy rate), so the figures say
+ * how close decode runs to the memory limit. KV-cache reads are
  * not counted (they are small beside the weights at these lengths).
  */
 #include <math.h>
@@ -34,6 +41,9 @@ static void usage(void) {
             "  -n N        generated tokens of the tg test (default 128; 0 = no tg test)\n"
             "  -r N        repetitions (default 5)\n"
             "  -t N        threads (default: all CPUs)\n"
+            "  --backend B auto (default), cpu or cuda\n"
+            "  --parallel S          also run S sequences decoding together (tg<N>xS)\n"
+            "  --parallel-prompt P   prompt tokens of each of those sequences (default 128)\n"
             "  --csv       print model,test,tokens_per_s,stddev,gb_per_s,bw_fraction rows\n");
 }
 
@@ -102,18 +112,54 @@ static int run_tg(hl_ctx *c, const int32_t *ids, int n, double *secs, hl_err *e)
         bool want = true;
         hl_batch b = {.n = 1, .token = &tok, .pos = &pos, .seq = &seq, .want_logits = &want};
         if (hl_ctx_decode(c, &b, e) < 0) return -1;
+        if (hl_ctx_argmax(c, 0) < 0) return hl_errf(e, "no logits");
     }
     *secs = hl_now_s() - t0;
     return 0;
 }
 
-static int bench_test(hl_ctx *c, bool pp, const int32_t *ids, int n, int reps, bench_result *r,
+/* S sequences prefilled with P tokens each (untimed), then n steps of one
+ * token per sequence; secs covers the steps. */
+typedef struct par_spec {
+    int n_seq, n_prompt;
+} par_spec;
+static par_spec g_par;
+
+static int run_par(hl_ctx *c, const int32_t *ids, int n, double *secs, hl_err *e) {
+    int S = g_par.n_seq, P = g_par.n_prompt;
+    int32_t tok[256], pos[256], seq[256];
+    bool want[256];
+    for (int s = 0; s < S; s++) {
+        hl_ctx_seq_truncate(c, s, 0);
+        if (P > 0 && hl_ctx_prefill(c, s, ids + s, P, e) < 0) return -1;
+    }
+    double t0 = hl_now_s();
+    for (int i = 0; i < n; i++) {
+        for (int s = 0; s < S; s++) {
+            tok[s] = ids[(i + s) % n];
+            pos[s] = P + i;
+            seq[s] = s;
+            want[s] = true;
+        }
+        hl_batch b = {.n = S, .token = tok, .pos = pos, .seq = seq, .want_logits = want};
+        if (hl_ctx_decode(c, &b, e) < 0) return -1;
+        for (int s = 0; s < S; s++)
+            if (hl_ctx_argmax(c, s) < 0) return hl_errf(e, "no logits");
+    }
+    *secs = hl_now_s() - t0;
+    return 0;
+}
+
+static int bench_test(hl_ctx *c, int mode, const int32_t *ids, int n, int reps, bench_result *r,
                       hl_err *e) {
-    double secs, sum = 0, sum2 = 0, tsum = 0;
-    if ((pp ? run_pp : run_tg)(c, ids, n, &secs, e) < 0) return -1; /* warm-up */
+    int (*fn)(hl_ctx *, const int32_t *, int, double *, hl_err *) =
+        mode == 0 ? run_pp : mode == 1 ? run_tg : run_par;
+    bool pp = mode == 0;
+    double secs, sum = 0, sum2 = 0, tsum = 0, toks = mode == 2 ? (double)n * g_par.n_seq : n;
+    if (fn(c, ids, n, &secs, e) < 0) return -1; /* warm-up */
     for (int i = 0; i < reps; i++) {
-        if ((pp ? run_pp : run_tg)(c, ids, n, &secs, e) < 0) return -1;
-        double ts = n / secs;
+        if (fn(c, ids, n, &secs, e) < 0) return -1;
+        double ts = toks / secs;
         sum += ts;
         sum2 += ts * ts;
         tsum += secs;
@@ -127,8 +173,8 @@ static int bench_test(hl_ctx *c, bool pp, const int32_t *ids, int n, int reps, b
 }
 
 int cmd_bench(int argc, char **argv) {
-    const char *model_arg = NULL;
-    int n_pp = 512, n_tg = 128, reps = 5, n_threads = 0;
+    const char *model_arg = NULL, *backend = "auto";
+    int n_pp = 512, n_tg = 128, reps = 5, n_threads = 0, n_par = 0, n_par_prompt = 128;
     bool csv = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -143,6 +189,7 @@ int cmd_bench(int argc, char **argv) {
         long x = strtol(v, &end, 10);
         bool num = *v && !*end && x >= 0 && x <= 1 << 20;
         if (!strcmp(a, "--model") || !strcmp(a, "-m")) { model_arg = v; continue; }
+        if (!strcmp(a, "--backend")) { backend = v; continue; }
         if (!num) {
             fprintf(stderr, "heylookllm bench: %s wants a count, got '%s'\n", a, v);
             return 2;
@@ -151,14 +198,21 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "-n")) n_tg = (int)x;
         else if (!strcmp(a, "-r")) reps = (int)x;
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) n_threads = (int)x;
+        else if (!strcmp(a, "--parallel")) n_par = (int)x;
+        else if (!strcmp(a, "--parallel-prompt")) n_par_prompt = (int)x;
         else {
             fprintf(stderr, "heylookllm bench: unknown option '%s'\n", a);
             usage();
             return 2;
         }
     }
-    if (!model_arg || reps < 1 || (n_pp == 0 && n_tg == 0)) {
+    if (!model_arg || reps < 1 || (n_pp == 0 && n_tg == 0) || n_par > 256) {
         usage();
+        return 2;
+    }
+    int be = hl_backend_from_name(backend);
+    if (be < 0) {
+        fprintf(stderr, "heylookllm bench: --backend wants auto, cpu or cuda, got '%s'\n", backend);
         return 2;
     }
     hl_err e = {0};
@@ -172,9 +226,12 @@ int cmd_bench(int argc, char **argv) {
     hl_pool *pool = NULL;
     int32_t *ids = NULL;
     int rc = 1;
-    if (hl_model_load(&m, path, &e) < 0) goto fail;
+    hl_model_opts mo = {.backend = (hl_backend)be};
+    if (hl_model_load_opts(&m, path, &mo, &e) < 0) goto fail;
+    bool gpu = hl_model_backend(m) == HL_BACKEND_CUDA;
     const hl_hparams *hp = hl_model_hparams(m);
     int need = (n_pp > n_tg ? n_pp : n_tg) + 1;
+    if (n_par && n_par_prompt + n_tg + 1 > need) need = n_par_prompt + n_tg + 1;
     if (need > hp->n_ctx_train) {
         hl_errf(&e, "%d tokens do not fit the model's context of %d", need - 1, hp->n_ctx_train);
         goto fail;
@@ -185,12 +242,17 @@ int cmd_bench(int argc, char **argv) {
         hl_errf(&e, "cannot start %d threads", threads);
         goto fail;
     }
-    double bw = measure_bandwidth(pool);
+    double bw = gpu ? hl_gpu_measure_bandwidth(0) / 1e9 : measure_bandwidth(pool);
     hl_pool_free(pool);
     pool = NULL;
-    hl_ctx_params cp = {.n_ctx = need, .n_seq = 1, .n_threads = threads, .n_logits = 1,
-                        .n_batch = n_pp > 0 ? n_pp : 1};
+    int n_batch = n_pp > 0 ? n_pp : 1;
+    if (n_par > n_batch) n_batch = n_par;
+    if (n_par_prompt > n_batch) n_batch = n_par_prompt;
+    hl_ctx_params cp = {.n_ctx = need, .n_seq = n_par > 1 ? n_par : 1, .n_threads = threads,
+                        .n_logits = n_par > 1 ? n_par : 1, .n_batch = n_batch};
+    g_par = (par_spec){n_par, n_par_prompt};
     if (hl_ctx_new(&c, m, &cp, &e) < 0) goto fail;
+    need += n_par; /* run_par reads ids + s */
     ids = malloc(sizeof(int32_t) * (size_t)need);
     if (!ids) {
         hl_errf(&e, "out of memory");
@@ -206,21 +268,33 @@ int cmd_bench(int argc, char **argv) {
     if (csv)
         printf("model,test,tokens_per_s,stddev,gb_per_s,bw_fraction\n");
     else
-        printf("%s | %s | %.1f MB read per pass | %d threads | kernels %s | read bandwidth %.1f GB/s\n\n"
-               "| test | t/s | GB/s | of bandwidth |\n|---|---|---|---|\n",
-               name, hl_model_desc(m), gb * 1e3, threads, hl_kernels_best()->name, bw);
-    for (int k = 0; k < 2; k++) {
-        bool pp = k == 0;
-        int n = pp ? n_pp : n_tg;
-        if (n == 0) continue;
+    {
+        char where[320];
+        if (gpu) {
+            hl_gpu_desc gd;
+            hl_gpu_info(0, &gd);
+            snprintf(where, sizeof where, "cuda on %s | copy bandwidth", gd.name);
+        } else {
+            snprintf(where, sizeof where, "%d threads | kernels %s | read bandwidth", threads,
+                     hl_kernels_best()->name);
+        }
+        if (!csv)
+            printf("%s | %s | %.1f MB read per pass | %s %.1f GB/s\n\n"
+                   "| test | t/s | GB/s | of bandwidth |\n|---|---|---|---|\n",
+                   name, hl_model_desc(m), gb * 1e3, where, bw);
+    }
+    for (int k = 0; k < 3; k++) {
+        int n = k == 0 ? n_pp : n_tg;
+        if (n == 0 || (k == 2 && n_par < 1)) continue;
         bench_result r;
-        if (bench_test(c, pp, ids, n, reps, &r, &e) < 0) goto fail;
+        if (bench_test(c, k, ids, n, reps, &r, &e) < 0) goto fail;
         double gbs = gb * r.passes / r.mean_s, frac = bw > 0 ? gbs / bw : 0;
+        char test[64];
+        snprintf(test, sizeof test, k == 2 ? "tg%dx%d" : k == 0 ? "pp%d" : "tg%d", n, n_par);
         if (csv)
-            printf("%s,%s%d,%.2f,%.2f,%.2f,%.3f\n", name, pp ? "pp" : "tg", n, r.mean, r.sd, gbs, frac);
+            printf("%s,%s,%.2f,%.2f,%.2f,%.3f\n", name, test, r.mean, r.sd, gbs, frac);
         else
-            printf("| %s%d | %.2f ± %.2f | %.2f | %.0f%% |\n", pp ? "pp" : "tg", n, r.mean, r.sd, gbs,
-                   100 * frac);
+            printf("| %s | %.2f ± %.2f | %.2f | %.0f%% |\n", test, r.mean, r.sd, gbs, 100 * frac);
         fflush(stdout);
     }
     rc = 0;

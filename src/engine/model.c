@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../backend/cpu/cpu.h"
 #include "../backend/cpu/kernels.h"
@@ -19,37 +20,7 @@
 #include "../backend/cpu/quant.h"
 #include "../backend/cpu/repack.h"
 #include "kv.h"
-
-typedef struct hl_layer {
-    const float *attn_norm;                  /* [n_embd] */
-    hl_mat wq, wk, wv, wo;                   /* [n_embd -> n_head*hd], [n_embd -> n_kv*hd] x2, [n_head*hd -> n_embd] */
-    const float *bq, *bk, *bv;               /* qwen2 biases, else NULL */
-    const float *q_norm, *k_norm;            /* gemma3: [head_dim] */
-    const float *post_attn_norm;             /* gemma3: [n_embd] */
-    const float *ffn_norm;                   /* [n_embd] */
-    hl_mat w_gate, w_up, w_down;             /* [n_embd -> n_ff] x2, [n_ff -> n_embd] */
-    const float *post_ffn_norm;              /* gemma3: [n_embd] */
-} hl_layer;
-
-struct hl_model {
-    gguf_file *gguf;
-    hl_tokenizer *tok;
-    hl_hparams hp;
-    hl_mat tok_embd;                         /* [n_embd] x n_vocab rows */
-    hl_mat output;                           /* [n_embd -> n_vocab]; tok_embd when tied */
-    const float *output_norm;                /* [n_embd] */
-    const float *rope_freqs;                 /* [n_rot/2] or NULL */
-    hl_layer *layers;
-    float **owned;                           /* converted norm/bias vectors */
-    int n_owned;
-    void **packed;                           /* repacked matrices */
-    uint64_t touch_sum;                      /* of the bytes read to page weights in */
-    int n_packed;
-    uint64_t packed_bytes;
-    uint64_t weight_bytes;
-    uint64_t n_params;
-    char desc[160];
-};
+#include "model_internal.h"
 
 static const char *const ARCH_NAMES[] = {"llama", "qwen2", "gemma3"};
 
@@ -334,11 +305,39 @@ static int prepare_matrices(hl_model *m, hl_load_progress cb, void *arg, hl_err 
     return 0;
 }
 
+static const char *const BACKEND_NAMES[] = {"auto", "cpu", "cuda"};
+
+const char *hl_backend_name(hl_backend b) {
+    return (unsigned)b < 3 ? BACKEND_NAMES[b] : "unknown";
+}
+
+int hl_backend_from_name(const char *name) {
+    for (int i = 0; i < 3; i++)
+        if (name && !strcasecmp(name, BACKEND_NAMES[i])) return i;
+    return -1;
+}
+
 int hl_model_load(hl_model **out, const char *path, hl_err *e) {
-    return hl_model_load_progress(out, path, NULL, NULL, e);
+    return hl_model_load_opts(out, path, NULL, e);
 }
 
 int hl_model_load_progress(hl_model **out, const char *path, hl_load_progress cb, void *arg, hl_err *e) {
+    hl_model_opts o = {.progress = cb, .progress_arg = arg};
+    const char *env = getenv("HL_BACKEND");
+    if (env && *env) {
+        int b = hl_backend_from_name(env);
+        if (b < 0) return hl_errf(e, "model: HL_BACKEND='%s' is not a backend (auto, cpu, cuda)", env);
+        o.backend = (hl_backend)b;
+    }
+    return hl_model_load_opts(out, path, &o, e);
+}
+
+hl_backend hl_model_backend(const hl_model *m) { return m->backend; }
+
+int hl_model_load_opts(hl_model **out, const char *path, const hl_model_opts *opts, hl_err *e) {
+    if (!opts) return hl_model_load_progress(out, path, NULL, NULL, e);
+    hl_load_progress cb = opts->progress;
+    void *arg = opts->progress_arg;
     *out = NULL;
     hl_model *m = calloc(1, sizeof *m);
     if (!m) return hl_errf(e, "model: out of memory");
@@ -368,10 +367,20 @@ int hl_model_load_progress(hl_model **out, const char *path, hl_load_progress cb
                 hl_tokenizer_n_vocab(m->tok), m->hp.n_vocab);
         goto fail;
     }
-    if (prepare_matrices(m, cb, arg, e) < 0) goto fail;
-    snprintf(m->desc, sizeof m->desc, "%s, %d layers, %d embd, %s weights, %.1fM params, %.1f MiB",
+    char why[256] = "";
+    bool gpu = opts->backend == HL_BACKEND_CUDA ||
+               (opts->backend == HL_BACKEND_AUTO && hl_gpu_model_fits(m, why, sizeof why));
+    if (opts->backend == HL_BACKEND_CUDA && !hl_gpu_model_fits(m, why, sizeof why)) {
+        hl_errf(e, "model: the CUDA backend cannot run '%s': %s", path, why);
+        goto fail;
+    }
+    m->backend = gpu ? HL_BACKEND_CUDA : HL_BACKEND_CPU;
+    if (gpu ? hl_gpu_model_upload(m, opts->device, cb, arg, e) < 0
+            : prepare_matrices(m, cb, arg, e) < 0)
+        goto fail;
+    snprintf(m->desc, sizeof m->desc, "%s, %d layers, %d embd, %s weights, %.1fM params, %.1f MiB%s",
              ARCH_NAMES[arch], m->hp.n_layer, m->hp.n_embd, hl_dtype_name(m->layers[0].wq.type),
-             (double)m->n_params / 1e6, (double)m->weight_bytes / (1 << 20));
+             (double)m->n_params / 1e6, (double)m->weight_bytes / (1 << 20), gpu ? ", cuda" : "");
     *out = m;
     return 0;
 fail:
@@ -381,6 +390,7 @@ fail:
 
 void hl_model_free(hl_model *m) {
     if (!m) return;
+    hl_gpu_model_free(m->gpu);
     hl_tokenizer_free(m->tok);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
@@ -405,25 +415,6 @@ uint64_t hl_model_pass_bytes(const hl_model *m) {
 const char *hl_model_desc(const hl_model *m) { return m->desc; }
 
 /* ------------------------------------------------------------- context -- */
-
-struct hl_ctx {
-    const hl_model *m;
-    hl_ctx_params p;
-    hl_pool *pool;
-    hl_kv *kv;
-    /* scratch, all [n_batch][...] */
-    float *x, *xb, *q, *k, *v, *att, *hb, *hb2;
-    float *out_x;       /* [n_logits][n_embd] */
-    float *logits;      /* [n_logits][n_vocab] */
-    float *mm_scratch;  /* per thread */
-    float *scores;      /* per thread [n_ctx] */
-    float *rope_cs;     /* [2 bases][n_batch][n_rot]: cos/sin of each batch token */
-    int32_t *out_rows;  /* [n_logits] batch index of each logits row */
-    int32_t *seq_next;  /* [n_seq] */
-    int32_t *pf_pos, *pf_seq; /* [n_batch] prefill batch positions and sequence ids */
-    bool *pf_want;            /* [n_batch] */
-    int n_out;
-};
 
 static void *zalloc(size_t n, size_t size, bool *ok) {
     void *p = calloc(n ? n : 1, size);
@@ -485,7 +476,9 @@ out:
     return rc;
 }
 
-uint64_t hl_ctx_bytes(const hl_ctx *c) { return ctx_bytes(&c->m->hp, &c->p); }
+uint64_t hl_ctx_bytes(const hl_ctx *c) {
+    return c->gpu ? hl_gpu_ctx_bytes(c) : ctx_bytes(&c->m->hp, &c->p);
+}
 
 int hl_ctx_new(hl_ctx **out, const hl_model *m, const hl_ctx_params *p, hl_err *e) {
     *out = NULL;
@@ -494,6 +487,14 @@ int hl_ctx_new(hl_ctx **out, const hl_model *m, const hl_ctx_params *p, hl_err *
     if (!c) return hl_errf(e, "context: out of memory");
     c->m = m;
     c->p = ctx_params_resolve(hp, p);
+    if (m->gpu) {
+        if (hl_gpu_ctx_new(c, e) < 0) {
+            free(c);
+            return -1;
+        }
+        *out = c;
+        return 0;
+    }
     c->pool = hl_pool_new(c->p.n_threads);
     if (!c->pool) {
         int n = c->p.n_threads;
@@ -542,6 +543,7 @@ int hl_ctx_new(hl_ctx **out, const hl_model *m, const hl_ctx_params *p, hl_err *
 
 void hl_ctx_free(hl_ctx *c) {
     if (!c) return;
+    hl_gpu_ctx_free(c->gpu);
     hl_pool_free(c->pool);
     hl_kv_free(c->kv);
     free(c->x), free(c->xb), free(c->q), free(c->k), free(c->v), free(c->att);
@@ -553,10 +555,26 @@ void hl_ctx_free(hl_ctx *c) {
 
 const hl_ctx_params *hl_ctx_params_get(const hl_ctx *c) { return &c->p; }
 const float *hl_ctx_logits(const hl_ctx *c, int i) {
-    return i >= 0 && i < c->n_out ? c->logits + (size_t)i * c->m->hp.n_vocab : NULL;
+    if (i < 0 || i >= c->n_out) return NULL;
+    if (c->gpu) return hl_gpu_logits(c, i);
+    return c->logits + (size_t)i * c->m->hp.n_vocab;
 }
-void hl_ctx_seq_truncate(hl_ctx *c, int seq, int n_pos) { hl_kv_seq_truncate(c->kv, seq, n_pos); }
-int hl_ctx_seq_len(const hl_ctx *c, int seq) { return hl_kv_seq_len(c->kv, seq); }
+int hl_ctx_argmax(const hl_ctx *c, int i) {
+    if (i < 0 || i >= c->n_out) return -1;
+    if (c->gpu) return hl_gpu_argmax(c, i);
+    const float *l = c->logits + (size_t)i * c->m->hp.n_vocab;
+    int best = 0;
+    for (int k = 1; k < c->m->hp.n_vocab; k++)
+        if (l[k] > l[best]) best = k;
+    return best;
+}
+void hl_ctx_seq_truncate(hl_ctx *c, int seq, int n_pos) {
+    if (c->gpu) hl_gpu_seq_truncate(c, seq, n_pos);
+    else hl_kv_seq_truncate(c->kv, seq, n_pos);
+}
+int hl_ctx_seq_len(const hl_ctx *c, int seq) {
+    return c->gpu ? hl_gpu_seq_len(c, seq) : hl_kv_seq_len(c->kv, seq);
+}
 
 /* ------------------------------------------------------------- forward -- */
 
@@ -703,7 +721,7 @@ static int check_batch(hl_ctx *c, const hl_batch *b, hl_err *e) {
     if (b->n > c->p.n_batch)
         return hl_errf(e, "decode: %d tokens in a batch; this context takes at most %d", b->n,
                        c->p.n_batch);
-    for (int s = 0; s < c->p.n_seq; s++) c->seq_next[s] = hl_kv_seq_len(c->kv, s);
+    for (int s = 0; s < c->p.n_seq; s++) c->seq_next[s] = hl_ctx_seq_len(c, s);
     int n_out = 0;
     for (int i = 0; i < b->n; i++) {
         int s = b->seq[i];
@@ -728,7 +746,7 @@ static int check_batch(hl_ctx *c, const hl_batch *b, hl_err *e) {
 
 int hl_ctx_prefill(hl_ctx *c, int seq, const int32_t *ids, int n, hl_err *e) {
     if (n < 1) return hl_errf(e, "prefill: no tokens");
-    int start = hl_kv_seq_len(c->kv, seq);
+    int start = hl_ctx_seq_len(c, seq);
     for (int done = 0; done < n;) {
         int k = n - done < c->p.n_batch ? n - done : c->p.n_batch;
         for (int i = 0; i < k; i++) {
@@ -748,6 +766,7 @@ int hl_ctx_decode(hl_ctx *c, const hl_batch *b, hl_err *e) {
     const hl_model *m = c->m;
     const hl_hparams *hp = &m->hp;
     if (check_batch(c, b, e) < 0) return -1;
+    if (c->gpu) return hl_gpu_decode(c, b, e);
     /* Reserve cache positions; undo on failure so a failed call changes nothing. */
     for (int s = 0; s < c->p.n_seq; s++) {
         int old = hl_kv_seq_len(c->kv, s);

@@ -59,11 +59,45 @@ typedef struct hl_hparams {
 
 typedef struct hl_model hl_model;
 
+/* Where a model's forward passes run. AUTO picks CUDA when this build has
+ * it, a GPU is present and every weight type of the file runs there; else
+ * the CPU. */
+typedef enum hl_backend { HL_BACKEND_AUTO, HL_BACKEND_CPU, HL_BACKEND_CUDA } hl_backend;
+const char *hl_backend_name(hl_backend b);
+/* "auto", "cpu", "cuda" (any case); -1 if none. */
+int hl_backend_from_name(const char *name);
+
+/* The GPUs the CUDA backend sees (0 in a build without CUDA). */
+typedef struct hl_gpu_desc {
+    char name[256];
+    int cc_major, cc_minor, n_sm;
+    uint64_t mem_total, mem_free; /* bytes, as the driver reports now */
+    uint64_t mem_used_by_us;      /* bytes this process allocated on it */
+    double bandwidth;             /* theoretical memory bandwidth, bytes/s */
+} hl_gpu_desc;
+int hl_gpu_count(void);
+int hl_gpu_info(int i, hl_gpu_desc *out);
+/* Measured copy bandwidth of GPU i, bytes/s (read + written); 0 if none. */
+double hl_gpu_measure_bandwidth(int i);
+
+typedef void (*hl_load_progress)(void *arg, double fraction);
+typedef struct hl_model_opts {
+    hl_backend backend;
+    int device;                /* CUDA device index */
+    hl_load_progress progress; /* called with the fraction of weights prepared */
+    void *progress_arg;
+} hl_model_opts;
+
+/* Loads with the AUTO backend, or the one HL_BACKEND names. */
 int hl_model_load(hl_model **out, const char *path, hl_err *e);
 /* The same, calling cb(arg, fraction) as the weights are prepared (repacked
- * and paged in, layer by layer; most of a large model's load). */
-typedef void (*hl_load_progress)(void *arg, double fraction);
+ * and paged in, or uploaded, layer by layer; most of a large model's load). */
 int hl_model_load_progress(hl_model **out, const char *path, hl_load_progress cb, void *arg, hl_err *e);
+/* With explicit options (NULL: defaults as hl_model_load). A CUDA backend
+ * asked for by name fails with the reason when it cannot be had. */
+int hl_model_load_opts(hl_model **out, const char *path, const hl_model_opts *o, hl_err *e);
+/* The backend the model runs on (never AUTO). */
+hl_backend hl_model_backend(const hl_model *m);
 void hl_model_free(hl_model *m);
 const hl_hparams *hl_model_hparams(const hl_model *m);
 const hl_tokenizer *hl_model_tokenizer(const hl_model *m);
@@ -115,6 +149,9 @@ int hl_ctx_prefill(hl_ctx *c, int seq, const int32_t *ids, int n, hl_err *e);
 /* Logits of the i-th token (in batch order) that wanted them; n_vocab floats,
  * valid until the next decode. */
 const float *hl_ctx_logits(const hl_ctx *c, int i);
+/* Index of the largest of those logits (the first on ties). On the GPU it is
+ * computed there, so greedy decoding need not copy the logits back. */
+int hl_ctx_argmax(const hl_ctx *c, int i);
 /* Forgets positions >= n_pos of a sequence (0 frees it). */
 void hl_ctx_seq_truncate(hl_ctx *c, int seq, int n_pos);
 int hl_ctx_seq_len(const hl_ctx *c, int seq);

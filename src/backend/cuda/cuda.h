@@ -1,0 +1,169 @@
+/* cuda.h - the CUDA backend: device memory, one stream per executor, CUDA
+ * graphs, and the kernels the engine's GPU forward pass sequences.
+ *
+ *   hl_cu *cu; hl_err e;
+ *   hl_cu_new(&cu, 0, &e);                           // device 0: stream, cuBLAS
+ *   hl_cu_mat w = {dev_ptr, HL_Q4_0, 2048, 8192, row_bytes};
+ *   hl_cu_matmul(cu, &w, x, 2048, n_tok, y, 8192);   // y[t][o] = W[o] . x[t]
+ *   hl_cu_sync(cu, &e);
+ *
+ * Contract. Pure kernels over device memory the caller owns: no model
+ * semantics (the engine's model_cuda.c owns those). Every launch goes on
+ * the executor's stream, in order, and returns at once; errors of a launch
+ * are sticky on the executor and come back from the next hl_cu_sync (or
+ * hl_cu_check) as one sentence. Pointers named dev_* or of the structs
+ * below are device pointers; the rest are host pointers. One thread drives
+ * an executor at a time. Nothing here allocates after hl_cu_new except
+ * hl_cu_alloc and the scratch growth of hl_cu_reserve (done at context
+ * creation), so launches can be captured into a CUDA graph.
+ *
+ * Matmul paths. n_tok <= 8: a fused dequantize-and-dot kernel per weight
+ * type that reads each weight once for all tokens (decode). More tokens:
+ * the weights are dequantized to f16 into scratch and multiplied by cuBLAS
+ * on the tensor cores with f32 accumulation (prefill, large batches).
+ * Every weight type of quant.h runs on both paths.
+ *
+ * In a build without CUDA (the default `make`), hl_cu_device_count returns
+ * 0 and every other entry point fails with "built without CUDA".
+ */
+#ifndef HL_CUDA_H
+#define HL_CUDA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../../util/dtype.h"
+#include "../../util/err.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct hl_cu hl_cu;
+
+typedef struct hl_cu_info {
+    char name[256];
+    int cc_major, cc_minor;
+    int n_sm;
+    uint64_t mem_total, mem_free; /* bytes */
+    double bandwidth;             /* theoretical, bytes/s (bus width x memory clock) */
+} hl_cu_info;
+
+typedef struct hl_cu_mat {
+    const void *data; /* device: n_out rows of row_bytes, GGUF block layout */
+    hl_dtype type;
+    int n_in, n_out;
+    size_t row_bytes;
+} hl_cu_mat;
+
+/* Devices this process sees (0 without a driver, a GPU, or CUDA support). */
+int hl_cu_device_count(void);
+/* Why there are none, for messages ("built without CUDA", the driver's word). */
+const char *hl_cu_unavailable_reason(void);
+int hl_cu_device_info(int device, hl_cu_info *info, hl_err *e);
+/* Measured device memory bandwidth (bytes/s, read + written) of large
+ * device-to-device copies; 0 on failure. Allocates 2 GiB for a moment. */
+double hl_cu_copy_bandwidth(int device);
+/* Whether the matmul kernels take this type with rows of n_in. */
+bool hl_cu_supports(hl_dtype t, int n_in);
+
+int hl_cu_new(hl_cu **out, int device, hl_err *e);
+void hl_cu_free(hl_cu *cu);
+int hl_cu_device(const hl_cu *cu);
+
+/* Device memory (plain cudaMalloc) and copies. */
+void *hl_cu_alloc(hl_cu *cu, size_t bytes, hl_err *e);
+void hl_cu_dealloc(void *dev);
+/* Pinned host memory (for copies that a graph replays). */
+void *hl_cu_host_alloc(size_t bytes, hl_err *e);
+void hl_cu_host_free(void *p);
+int hl_cu_upload(hl_cu *cu, void *dev, const void *host, size_t bytes, hl_err *e);   /* synchronous */
+void hl_cu_copy_h2d(hl_cu *cu, void *dev, const void *host, size_t bytes);            /* on the stream */
+void hl_cu_copy_d2h(hl_cu *cu, void *host, const void *dev, size_t bytes);            /* on the stream */
+void hl_cu_memset(hl_cu *cu, void *dev, int byte, size_t bytes);
+int hl_cu_sync(hl_cu *cu, hl_err *e);
+/* The executor's sticky error, if any, without waiting. */
+int hl_cu_check(hl_cu *cu, hl_err *e);
+/* Device bytes used by this process's allocations through hl_cu_alloc. */
+uint64_t hl_cu_allocated(void);
+
+/* Scratch for the cuBLAS path: an f16 copy of the largest matrix
+ * (max_weights elements) and of up to max_tok x max_in activations. */
+int hl_cu_reserve(hl_cu *cu, size_t max_weights, int max_tok, int max_in, hl_err *e);
+
+/* Graphs: everything launched between begin and end is recorded instead of
+ * run; hl_cu_graph_launch replays it. A graph handle is owned by the
+ * executor and freed with it (or by hl_cu_graph_free). */
+typedef struct hl_cu_graph hl_cu_graph;
+int hl_cu_graph_begin(hl_cu *cu, hl_err *e);
+int hl_cu_graph_end(hl_cu *cu, hl_cu_graph **out, hl_err *e);
+int hl_cu_graph_launch(hl_cu *cu, hl_cu_graph *g, hl_err *e);
+void hl_cu_graph_free(hl_cu_graph *g);
+
+/* ------------------------------------------------------------- kernels -- */
+
+/* y[t * ldy + o] = dot(W row o, x + t * ldx), t < n_tok, o < n_out. */
+void hl_cu_matmul(hl_cu *cu, const hl_cu_mat *w, const float *x, int ldx, int n_tok, float *y,
+                  int ldy);
+/* y = W . (act(gate) * up) where gu is [n_tok][2 * w->n_in] (gate | up), the
+ * FFN's down projection: fused into the matmul for n_tok <= 8; else through
+ * tmp ([n_tok][n_in] floats). act: silu, or gelu (tanh form). */
+void hl_cu_matmul_act(hl_cu *cu, const hl_cu_mat *w, const float *gu, int n_tok, bool gelu,
+                      float *tmp, float *y, int ldy);
+/* Forces one path (tests): 0 fused kernel (n_tok <= 8), 1 cuBLAS. */
+void hl_cu_matmul_path(hl_cu *cu, const hl_cu_mat *w, const float *x, int ldx, int n_tok, float *y,
+                       int ldy, int path);
+/* out[i * ld + j] = scale * W[ids[i]][j] (ids: device, n of them). */
+void hl_cu_get_rows(hl_cu *cu, const hl_cu_mat *w, const int32_t *ids, int n, float *out, int ld,
+                    float scale);
+/* Dequantizes the whole matrix to f32, row-major (tests). */
+void hl_cu_dequant(hl_cu *cu, const hl_cu_mat *w, float *out);
+
+/* The residual step: for each of n_tok rows of length n,
+ *   if delta:  x += post ? rmsnorm(delta) * post : delta
+ *   if w:      out = rmsnorm(x) * w
+ * (delta, post, w may each be NULL). rows: optional device index list; row
+ * i of out then comes from row rows[i] of x (output gathering), and delta
+ * must be NULL. */
+void hl_cu_resid_norm(hl_cu *cu, float *x, const float *delta, const float *post, const float *w,
+                      float *out, int n_tok, int n, float eps, const int32_t *rows);
+
+/* Per token: biases, optional per-head q/k norms, rope of q and k at the
+ * token's position, then k and v stored in the cache as f16.
+ * qkv: [n_tok][ld] with q at 0, k at n_head*hd, v after k.
+ * Cache layout: [seq][kv_head][n_ctx][hd] f16 for one layer. */
+typedef struct hl_cu_attn_shape {
+    int n_head, n_head_kv, head_dim, n_rot, n_ctx;
+    bool neox;
+    float rope_base, rope_scale, eps, scale;
+    const float *freq_factors; /* device, n_rot/2, or NULL */
+    int window;                /* sliding window (0 = none) */
+} hl_cu_attn_shape;
+/* pos, seq: device int32 [n_tok], each token's position and sequence. */
+void hl_cu_qkv_post(hl_cu *cu, float *qkv, int ld, int n_tok, const hl_cu_attn_shape *s,
+                    const float *bq, const float *bk, const float *bv, const float *q_norm,
+                    const float *k_norm, const int32_t *pos, const int32_t *seq, void *k_cache,
+                    void *v_cache);
+/* out[t][h * hd + d]: causal attention of each token over its sequence's
+ * cached positions [start, pos] (start from the window). max_len bounds
+ * pos + 1 over the batch (it sizes the grid; graphs pass n_ctx). part:
+ * scratch of hl_cu_attn_scratch floats. */
+size_t hl_cu_attn_scratch(int n_tok, int n_head, int head_dim);
+void hl_cu_attention(hl_cu *cu, const float *qkv, int ld, int n_tok, const hl_cu_attn_shape *s,
+                     const int32_t *pos, const int32_t *seq, const void *k_cache,
+                     const void *v_cache, float *out, int max_len, float *part);
+/* out[t][i] = act(gu[t][i]) * gu[t][n + i]; act = silu, or gelu (tanh form). */
+void hl_cu_act_mul(hl_cu *cu, const float *gu, int n_tok, int n, bool gelu, float *out);
+/* x = cap * tanh(x / cap) over n values. */
+void hl_cu_softcap(hl_cu *cu, float *x, size_t n, float cap);
+/* ids[r] = argmax of row r (n_rows rows of n; the first index on ties; NaN
+ * never wins). ids is device memory with room for 3 * n_rows + 2 int32:
+ * the part past n_rows is scratch. */
+void hl_cu_argmax(hl_cu *cu, const float *x, int n_rows, int n, int32_t *ids);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
