@@ -100,6 +100,7 @@ typedef struct gpu_layer {
 
 struct hl_gpu_model {
     int device;
+    hl_cu *cu; /* for the re-layout kernels at upload */
     gpu_layer *layers;
     hl_cu_mat tok_embd, output;
     const float *output_norm, *rope_freqs;
@@ -116,6 +117,9 @@ struct hl_gpu_ctx {
     void *kc, *vc;          /* [layer][seq][kv_head][n_ctx][hd] f16 */
     size_t layer_stride;    /* elements per layer of one of them */
     float *x, *xb, *qkv, *att, *gu, *hb, *out_x, *logits, *part;
+    int8_t *q8;             /* int8 form of the next matmul's input ([n_batch][max_in]) */
+    float *q8ds;            /* its (d, d * sum) pairs per block of 32 */
+    int *att_count;         /* attention's split counters, [n_batch][n_head] */
     int32_t *meta_d;        /* [4][n_batch]: tokens, positions, sequences, output rows */
     int32_t *meta_h;        /* pinned copy */
     int32_t *argmax_d, *argmax_h;
@@ -162,6 +166,23 @@ static void note_mat(struct hl_gpu_model *g, const hl_cu_mat *w) {
     if (n > g->max_mat) g->max_mat = n;
 }
 
+/* Replaces a freshly uploaded matrix by its faster device layout when its
+ * type has one (the raw copy is freed). */
+static int relayout(struct hl_gpu_model *g, hl_cu_mat *m, hl_err *e) {
+    hl_cu_mat r;
+    int rc = hl_cu_relayout(g->cu, m, &r, e);
+    if (rc <= 0) return rc;
+    for (int i = g->n_allocs - 1; i >= 0; i--)
+        if (g->allocs[i] == m->data) {
+            hl_cu_dealloc(g->allocs[i]);
+            g->allocs[i] = (void *)r.data;
+            break;
+        }
+    g->bytes += r.row_bytes * (size_t)r.n_out - m->row_bytes * (size_t)m->n_out;
+    *m = r;
+    return 0;
+}
+
 /* Uploads n matrices of equal n_in; as one stacked matrix when they share a
  * type, else one by one. Returns how many device matrices were made. */
 static int upload_mats(struct hl_gpu_model *g, const hl_mat *const *src, int n, hl_cu_mat *dst,
@@ -183,7 +204,7 @@ static int upload_mats(struct hl_gpu_model *g, const hl_mat *const *src, int n, 
         g->bytes += total;
         dst[0] = (hl_cu_mat){d, src[0]->type, src[0]->n_in, rows, src[0]->row_bytes};
         note_mat(g, &dst[0]);
-        return 1;
+        return relayout(g, &dst[0], e) < 0 ? -1 : 1;
     }
     for (int i = 0; i < n; i++) {
         size_t b = src[i]->row_bytes * (size_t)src[i]->n_out;
@@ -191,6 +212,7 @@ static int upload_mats(struct hl_gpu_model *g, const hl_mat *const *src, int n, 
         if (!d) return -1;
         dst[i] = (hl_cu_mat){d, src[i]->type, src[i]->n_in, src[i]->n_out, src[i]->row_bytes};
         note_mat(g, &dst[i]);
+        if (relayout(g, &dst[i], e) < 0) return -1;
     }
     return n;
 }
@@ -208,8 +230,9 @@ bool hl_gpu_model_fits(const hl_model *m, char *why, size_t n) {
         return false;
     }
     const hl_hparams *hp = &m->hp;
-    if (hp->head_dim > 256 || hp->head_dim % 8) {
-        snprintf(why, n, "head dimension %d (the CUDA kernels take multiples of 8 up to 256)", hp->head_dim);
+    int hd = hp->head_dim;
+    if (hd != 32 && hd != 64 && hd != 96 && hd != 128 && hd != 256) {
+        snprintf(why, n, "head dimension %d (the CUDA kernels take 32, 64, 96, 128 or 256)", hd);
         return false;
     }
     if (!mat_ok(&m->tok_embd, "token_embd", why, n) || !mat_ok(&m->output, "output", why, n))
@@ -228,19 +251,22 @@ void hl_gpu_model_free(struct hl_gpu_model *g) {
     for (int i = 0; i < g->n_allocs; i++) hl_cu_dealloc(g->allocs[i]);
     free(g->allocs);
     free(g->layers);
+    hl_cu_free(g->cu);
     free(g);
 }
 
 int hl_gpu_model_upload(hl_model *m, int device, hl_load_progress cb, void *arg, hl_err *e) {
     const hl_hparams *hp = &m->hp;
-    hl_cu *probe = NULL;
-    if (hl_cu_new(&probe, device, e) < 0) return -1; /* selects the device, checks it works */
-    hl_cu_free(probe);
     struct hl_gpu_model *g = calloc(1, sizeof *g);
     if (!g) return hl_errf(e, "model: out of memory");
     g->device = device;
+    if (hl_cu_new(&g->cu, device, e) < 0) { /* selects the device, checks it works */
+        free(g);
+        return -1;
+    }
     g->layers = calloc((size_t)hp->n_layer, sizeof *g->layers);
     if (!g->layers) {
+        hl_cu_free(g->cu);
         free(g);
         return hl_errf(e, "model: out of memory");
     }
@@ -289,7 +315,7 @@ void hl_gpu_ctx_free(struct hl_gpu_ctx *g) {
     if (!g) return;
     for (int i = 0; i <= MAX_GRAPH_TOK; i++) hl_cu_graph_free(g->graphs[i]);
     void *dev[] = {g->kc, g->vc, g->x, g->xb, g->qkv, g->att, g->gu, g->hb, g->out_x, g->logits,
-                   g->part, g->meta_d, g->argmax_d};
+                   g->part, g->meta_d, g->argmax_d, g->q8, g->q8ds, g->att_count};
     for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) hl_cu_dealloc(dev[i]);
     hl_cu_host_free(g->meta_h);
     hl_cu_host_free(g->argmax_h);
@@ -335,11 +361,16 @@ int hl_gpu_ctx_new(hl_ctx *c, hl_err *e) {
     g->logits = dalloc(g, 4 * L * V, &ok, e);
     g->part = dalloc(g, 4 * hl_cu_attn_scratch((int)B, hp->n_head, hp->head_dim), &ok, e);
     g->meta_d = dalloc(g, 4 * 4 * B, &ok, e);
+    g->att_count = dalloc(g, sizeof(int) * B * (size_t)hp->n_head, &ok, e);
     g->argmax_d = dalloc(g, 4 * (3 * L + 2), &ok, e);
-    if (!ok) goto fail;
     int max_in = hp->n_embd > hp->n_ff ? hp->n_embd : hp->n_ff;
     if ((int)qd > max_in) max_in = (int)qd;
+    g->q8 = dalloc(g, B * (size_t)max_in, &ok, e);
+    g->q8ds = dalloc(g, B * (size_t)max_in / 32 * 2 * sizeof(float), &ok, e);
+    if (!ok) goto fail;
     if (hl_cu_reserve(g->cu, m->gpu->max_mat, c->p.n_batch, max_in, e) < 0) goto fail;
+    hl_cu_memset(g->cu, g->att_count, 0, sizeof(int) * B * (size_t)hp->n_head);
+    if (hl_cu_sync(g->cu, e) < 0) goto fail;
     g->bytes += 2 * m->gpu->max_mat + 2 * B * (size_t)max_in;
     if (!(g->meta_h = hl_cu_host_alloc(4 * 4 * B, e)) || !(g->argmax_h = hl_cu_host_alloc(4 * L, e)) ||
         !(g->logits_h = hl_cu_host_alloc(4 * L * V, e)))
@@ -399,12 +430,17 @@ static void enqueue(hl_ctx *c, int n, int n_out, int max_len) {
                   *rows = g->meta_d + 3 * B;
     hl_cu_copy_h2d(cu, g->meta_d, g->meta_h, sizeof(int32_t) * 4 * (size_t)B);
     hl_cu_get_rows(cu, &w->tok_embd, tok, n, g->x, E, hp->embd_scale);
-    hl_cu_resid_norm(cu, g->x, NULL, NULL, w->layers[0].attn_norm, g->xb, n, E, hp->rms_eps, NULL);
+    /* int8 forms of matmul inputs are made by their producers for small
+     * batches (the int8 kernels); larger ones go to cuBLAS in f16. */
+    int8_t *q8 = n <= 8 ? g->q8 : NULL;
+    float *q8ds = n <= 8 ? g->q8ds : NULL;
+    hl_cu_resid_norm(cu, g->x, NULL, NULL, w->layers[0].attn_norm, g->xb, n, E, hp->rms_eps, NULL, q8,
+                     q8ds);
     for (int il = 0; il < hp->n_layer; il++) {
         const gpu_layer *l = &w->layers[il];
         int off = 0;
         for (int i = 0; i < l->n_qkv; i++) {
-            hl_cu_matmul(cu, &l->qkv[i], g->xb, E, n, g->qkv + off, ldqkv);
+            hl_cu_matmul_q8(cu, &l->qkv[i], g->xb, E, q8, q8ds, n, g->qkv + off, ldqkv);
             off += l->qkv[i].n_out;
         }
         bool swa = hp->swa[il] && hp->n_swa > 0;
@@ -418,21 +454,28 @@ static void enqueue(hl_ctx *c, int n, int n_out, int max_len) {
         uint16_t *vc = (uint16_t *)g->vc + (size_t)il * g->layer_stride;
         hl_cu_qkv_post(cu, g->qkv, ldqkv, n, &s, l->bq, l->bk, l->bv, l->q_norm, l->k_norm, pos, seq,
                        kc, vc);
-        hl_cu_attention(cu, g->qkv, ldqkv, n, &s, pos, seq, kc, vc, g->att, max_len, g->part);
-        hl_cu_matmul(cu, &l->wo, g->att, qd, n, g->xb, E);
-        hl_cu_resid_norm(cu, g->x, g->xb, l->post_attn_norm, l->ffn_norm, g->xb, n, E, hp->rms_eps, NULL);
+        hl_cu_attention(cu, g->qkv, ldqkv, n, &s, pos, seq, kc, vc, g->att, max_len, g->part, g->att_count, q8,
+                        q8ds);
+        hl_cu_matmul_q8(cu, &l->wo, g->att, qd, q8, q8ds, n, g->xb, E);
+        hl_cu_resid_norm(cu, g->x, g->xb, l->post_attn_norm, l->ffn_norm, g->xb, n, E, hp->rms_eps, NULL,
+                         q8, q8ds);
         off = 0;
         for (int i = 0; i < l->n_gu; i++) {
-            hl_cu_matmul(cu, &l->gu[i], g->xb, E, n, g->gu + off, 2 * F);
+            hl_cu_matmul_q8(cu, &l->gu[i], g->xb, E, q8, q8ds, n, g->gu + off, 2 * F);
             off += l->gu[i].n_out;
         }
-        hl_cu_matmul_act(cu, &l->down, g->gu, n, hp->arch == HL_ARCH_GEMMA3, g->hb, g->xb, E);
+        hl_cu_act_mul(cu, g->gu, n, F, hp->arch == HL_ARCH_GEMMA3, g->hb, q8, q8ds);
+        hl_cu_matmul_q8(cu, &l->down, g->hb, F, q8, q8ds, n, g->xb, E);
         const float *next = il + 1 < hp->n_layer ? w->layers[il + 1].attn_norm : NULL;
-        hl_cu_resid_norm(cu, g->x, g->xb, l->post_ffn_norm, next, g->xb, n, E, hp->rms_eps, NULL);
+        hl_cu_resid_norm(cu, g->x, g->xb, l->post_ffn_norm, next, g->xb, n, E, hp->rms_eps, NULL, q8,
+                         q8ds);
     }
     if (n_out > 0) {
-        hl_cu_resid_norm(cu, g->x, NULL, NULL, w->output_norm, g->out_x, n_out, E, hp->rms_eps, rows);
-        hl_cu_matmul(cu, &w->output, g->out_x, E, n_out, g->logits, hp->n_vocab);
+        int8_t *oq = n_out <= 8 ? g->q8 : NULL;
+        float *oqds = n_out <= 8 ? g->q8ds : NULL;
+        hl_cu_resid_norm(cu, g->x, NULL, NULL, w->output_norm, g->out_x, n_out, E, hp->rms_eps, rows, oq,
+                         oqds);
+        hl_cu_matmul_q8(cu, &w->output, g->out_x, E, oq, oqds, n_out, g->logits, hp->n_vocab);
         if (hp->final_softcap > 0)
             hl_cu_softcap(cu, g->logits, (size_t)n_out * hp->n_vocab, hp->final_softcap);
         hl_cu_argmax(cu, g->logits, n_out, hp->n_vocab, g->argmax_d);

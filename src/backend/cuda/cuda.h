@@ -17,8 +17,10 @@
  * hl_cu_alloc and the scratch growth of hl_cu_reserve (done at context
  * creation), so launches can be captured into a CUDA graph.
  *
- * Matmul paths. n_tok <= 8: a fused dequantize-and-dot kernel per weight
- * type that reads each weight once for all tokens (decode). More tokens:
+ * Matmul paths. n_tok <= 8: a fused dequantize-and-dot kernel that reads
+ * each weight once for all tokens (decode): int8 dot products (dp4a) on
+ * int8-quantized activations for the HL_CU_* layouts and Q4_K, f32 for
+ * the other types. More tokens:
  * the weights are dequantized to f16 into scratch and multiplied by cuBLAS
  * on the tensor cores with f32 accumulation (prefill, large batches).
  * Every weight type of quant.h runs on both paths.
@@ -50,8 +52,13 @@ typedef struct hl_cu_info {
     double bandwidth;             /* theoretical, bytes/s (bus width x memory clock) */
 } hl_cu_info;
 
+/* Device layouts of three hot types (hl_cu_relayout), as hl_cu_mat.type
+ * values past GGUF's numbers: Q4_0 and Q8_0 with each row's quants first
+ * and its f16 scales after them; Q6_K with blocks padded to 224 bytes. */
+enum { HL_CU_Q4_0S = 64, HL_CU_Q8_0S = 65, HL_CU_Q6_KP = 66 };
+
 typedef struct hl_cu_mat {
-    const void *data; /* device: n_out rows of row_bytes, GGUF block layout */
+    const void *data; /* device: n_out rows of row_bytes, GGUF block layout or an HL_CU_* one */
     hl_dtype type;
     int n_in, n_out;
     size_t row_bytes;
@@ -89,7 +96,8 @@ int hl_cu_check(hl_cu *cu, hl_err *e);
 uint64_t hl_cu_allocated(void);
 
 /* Scratch for the cuBLAS path: an f16 copy of the largest matrix
- * (max_weights elements) and of up to max_tok x max_in activations. */
+ * (max_weights elements) and of up to max_tok x max_in activations; and
+ * for int8 activations of up to 8 x max_in. */
 int hl_cu_reserve(hl_cu *cu, size_t max_weights, int max_tok, int max_in, hl_err *e);
 
 /* Graphs: everything launched between begin and end is recorded instead of
@@ -106,11 +114,17 @@ void hl_cu_graph_free(hl_cu_graph *g);
 /* y[t * ldy + o] = dot(W row o, x + t * ldx), t < n_tok, o < n_out. */
 void hl_cu_matmul(hl_cu *cu, const hl_cu_mat *w, const float *x, int ldx, int n_tok, float *y,
                   int ldy);
-/* y = W . (act(gate) * up) where gu is [n_tok][2 * w->n_in] (gate | up), the
- * FFN's down projection: fused into the matmul for n_tok <= 8; else through
- * tmp ([n_tok][n_in] floats). act: silu, or gelu (tanh form). */
-void hl_cu_matmul_act(hl_cu *cu, const hl_cu_mat *w, const float *gu, int n_tok, bool gelu,
-                      float *tmp, float *y, int ldy);
+/* The same, with x's int8 form (xq: int8 [n_tok][ldx]; xds: float pairs
+ * (d, d * sum) per block of 32, [n_tok][ldx / 32]) when its producer made
+ * one (NULL: quantized here when the type's kernel wants it). */
+void hl_cu_matmul_q8(hl_cu *cu, const hl_cu_mat *w, const float *x, int ldx, const int8_t *xq,
+                     const float *xds, int n_tok, float *y, int ldy);
+/* x's int8 form as above (n of each row of ldx; n % 32 == 0). */
+void hl_cu_quantize_q8(hl_cu *cu, const float *x, int ldx, int n_tok, int n, int8_t *xq, float *xds);
+/* A copy of raw in its faster device layout, if its type has one: returns
+ * 1 with out set (the caller frees raw's memory if it wants), 0 with
+ * out = raw when the type keeps its layout, -1 on failure. */
+int hl_cu_relayout(hl_cu *cu, const hl_cu_mat *raw, hl_cu_mat *out, hl_err *e);
 /* Forces one path (tests): 0 fused kernel (n_tok <= 8), 1 cuBLAS. */
 void hl_cu_matmul_path(hl_cu *cu, const hl_cu_mat *w, const float *x, int ldx, int n_tok, float *y,
                        int ldy, int path);
@@ -125,9 +139,10 @@ void hl_cu_dequant(hl_cu *cu, const hl_cu_mat *w, float *out);
  *   if w:      out = rmsnorm(x) * w
  * (delta, post, w may each be NULL). rows: optional device index list; row
  * i of out then comes from row rows[i] of x (output gathering), and delta
- * must be NULL. */
+ * must be NULL. q8, q8ds (may be NULL): out's int8 form too (hl_cu_matmul_q8). */
 void hl_cu_resid_norm(hl_cu *cu, float *x, const float *delta, const float *post, const float *w,
-                      float *out, int n_tok, int n, float eps, const int32_t *rows);
+                      float *out, int n_tok, int n, float eps, const int32_t *rows, int8_t *q8,
+                      float *q8ds);
 
 /* Per token: biases, optional per-head q/k norms, rope of q and k at the
  * token's position, then k and v stored in the cache as f16.
@@ -148,13 +163,19 @@ void hl_cu_qkv_post(hl_cu *cu, float *qkv, int ld, int n_tok, const hl_cu_attn_s
 /* out[t][h * hd + d]: causal attention of each token over its sequence's
  * cached positions [start, pos] (start from the window). max_len bounds
  * pos + 1 over the batch (it sizes the grid; graphs pass n_ctx). part:
- * scratch of hl_cu_attn_scratch floats. */
+ * scratch of hl_cu_attn_scratch floats; counters: n_tok * n_head ints,
+ * zero before the first call (each call leaves them zero). q8, q8ds: out's
+ * int8 form too (may be NULL). One launch: the last split block of each
+ * (token, head group) merges the splits. */
 size_t hl_cu_attn_scratch(int n_tok, int n_head, int head_dim);
 void hl_cu_attention(hl_cu *cu, const float *qkv, int ld, int n_tok, const hl_cu_attn_shape *s,
                      const int32_t *pos, const int32_t *seq, const void *k_cache,
-                     const void *v_cache, float *out, int max_len, float *part);
-/* out[t][i] = act(gu[t][i]) * gu[t][n + i]; act = silu, or gelu (tanh form). */
-void hl_cu_act_mul(hl_cu *cu, const float *gu, int n_tok, int n, bool gelu, float *out);
+                     const void *v_cache, float *out, int max_len, float *part, int *counters,
+                     int8_t *q8, float *q8ds);
+/* out[t][i] = act(gu[t][i]) * gu[t][n + i]; act = silu, or gelu (tanh form).
+ * q8, q8ds: out's int8 form too (may be NULL). */
+void hl_cu_act_mul(hl_cu *cu, const float *gu, int n_tok, int n, bool gelu, float *out, int8_t *q8,
+                   float *q8ds);
 /* x = cap * tanh(x / cap) over n values. */
 void hl_cu_softcap(hl_cu *cu, float *x, size_t n, float cap);
 /* ids[r] = argmax of row r (n_rows rows of n; the first index on ties; NaN

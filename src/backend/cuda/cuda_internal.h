@@ -21,6 +21,9 @@ struct hl_cu {
     size_t blas_ws_bytes;
     __half *wh, *xh; /* f16 scratch of the cuBLAS path */
     size_t wh_elems, xh_elems;
+    int8_t *q8;  /* int8 activations the matmul makes itself */
+    float *q8ds;
+    size_t q8_elems;
     bool failed;
     char err[HL_ERR_MSG_MAX];
 };

@@ -469,10 +469,307 @@ template <> struct wt<HL_Q3_K> { /* 110 bytes: hmask[32], qs[64], scales[12], d 
     }
 };
 
-/* Calls F::template run<T>() for the matrix's type. */
-#define HL_CU_TYPES(X)                                                                             \
-    X(HL_F32) X(HL_F16) X(HL_BF16) X(HL_Q4_0) X(HL_Q4_1) X(HL_Q5_0) X(HL_Q5_1) X(HL_Q8_0)          \
-    X(HL_Q2_K) X(HL_Q3_K) X(HL_Q4_K) X(HL_Q5_K) X(HL_Q6_K)
+/* Device layouts (cuda.h's HL_CU_*): re-laid copies of three hot types
+ * that the int8 matmul reads with aligned 16-byte loads. Q4_0S / Q8_0S: a
+ * row's quants of every block back to back, then its f16 scales; Q6_KP:
+ * Q6_K blocks padded to 224 bytes. unit() serves dequantization and row
+ * lookup; the f32 matmul never sees these types. */
+template <> struct wt<HL_CU_Q4_0S> {
+    static constexpr int UPB = 1, BB = 18;
+    static constexpr bool MIN = false;
+    __device__ static void unit_nu(const uint8_t *row, int nu, int u, float v[32]) {
+        const float d = h2f(ld16(row + 16 * (size_t)nu + 2 * (size_t)u));
+        const uint4 q = *(const uint4 *)(row + 16 * (size_t)u);
+        const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+        for (int i = 0; i < 16; i++) {
+            const int b = (w[i / 4] >> (8 * (i % 4))) & 0xff;
+            v[i] = d * (float)((b & 0xf) - 8);
+            v[16 + i] = d * (float)((b >> 4) - 8);
+        }
+    }
+};
+
+template <> struct wt<HL_CU_Q8_0S> {
+    static constexpr int UPB = 1, BB = 34;
+    static constexpr bool MIN = false;
+    __device__ static void unit_nu(const uint8_t *row, int nu, int u, float v[32]) {
+        const float d = h2f(ld16(row + 32 * (size_t)nu + 2 * (size_t)u));
+        const int8_t *q = (const int8_t *)(row + 32 * (size_t)u);
+#pragma unroll
+        for (int i = 0; i < 32; i++) v[i] = d * (float)q[i];
+    }
+};
+
+template <> struct wt<HL_CU_Q6_KP> {
+    static constexpr int UPB = 8, BB = 224;
+    static constexpr bool MIN = false;
+    __device__ static void unit_nu(const uint8_t *row, int nu, int u, float v[32]) {
+        (void)nu;
+        wt<HL_Q6_K>::unit(row + (size_t)(u >> 3) * 224, u & 7, v); /* one padded block */
+    }
+};
+
+/* unit() for every type, given the row's unit count (the split layouts
+ * need it to find their scales). */
+template <int T> struct has_unit_nu { static constexpr bool v = false; };
+template <> struct has_unit_nu<HL_CU_Q4_0S> { static constexpr bool v = true; };
+template <> struct has_unit_nu<HL_CU_Q8_0S> { static constexpr bool v = true; };
+template <> struct has_unit_nu<HL_CU_Q6_KP> { static constexpr bool v = true; };
+template <int T, bool N = has_unit_nu<T>::v> struct unit_any;
+template <int T> struct unit_any<T, false> {
+    __device__ static void f(const uint8_t *row, int nu, int u, float v[32]) {
+        (void)nu;
+        wt<T>::unit(row, u, v);
+    }
+};
+template <int T> struct unit_any<T, true> {
+    __device__ static void f(const uint8_t *row, int nu, int u, float v[32]) { wt<T>::unit_nu(row, nu, u, v); }
+};
+
+/* ------------------------------------------------- int8 activations -- */
+
+/* Activations quantized in blocks of 32 as llama.cpp's Q8_1 does: int8
+ * q[i] with x ~ d * q, and per block the float pair (d, d * sum(q)). One
+ * warp holds one block, a value per lane. */
+__device__ __forceinline__ void warp_q8(float v, int8_t *q, float2 *ds) {
+    float amax = fabsf(v);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const int qi = __float2int_rn(v * id);
+    *q = (int8_t)qi;
+    int sum = qi;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    if ((threadIdx.x & 31) == 0) *ds = make_float2(d, d * (float)sum);
+}
+
+__global__ void quantize_q8_kernel(const float *__restrict__ x, int ldx, int n, size_t total,
+                                   int8_t *__restrict__ q, float2 *__restrict__ ds) {
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= total) return; /* total is a multiple of 32: whole warps leave */
+    const size_t t = i / (size_t)n, j = i % (size_t)n;
+    warp_q8(x[t * (size_t)ldx + j], q + t * (size_t)ldx + j, ds + (t * (size_t)ldx + j) / 32);
+}
+
+extern "C" void hl_cu_quantize_q8(hl_cu *cu, const float *x, int ldx, int n_tok, int n, int8_t *q,
+                                  float *ds) {
+    const size_t total = (size_t)n_tok * (size_t)n;
+    if (!total) return;
+    quantize_q8_kernel<<<(unsigned)((total + 255) / 256), 256, 0, cu->stream>>>(x, ldx, n, total, q, (float2 *)ds);
+    hl_cu_after_launch(cu, "quantize_q8");
+}
+
+/* Weights of one unit in registers, and their dot product with a unit of
+ * int8 activations (xq: 32 int8, xd: the block's (d, d * sum(q))). */
+template <int T> struct q8w;
+
+__device__ __forceinline__ int dp4(int a, int b, int c) { return __dp4a(a, b, c); }
+
+template <> struct q8w<HL_CU_Q4_0S> {
+    uint4 q;
+    float d;
+    __device__ void load(const uint8_t *row, int nu, int u) {
+        q = __ldg((const uint4 *)(row + 16 * (size_t)u));
+        d = h2f(__ldg((const unsigned short *)(row + 16 * (size_t)nu) + u));
+    }
+    __device__ float dot(const int4 xa, const int4 xb, float2 xd) const {
+        const int w[4] = {(int)q.x, (int)q.y, (int)q.z, (int)q.w};
+        const int xs[8] = {xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w};
+        int s = 0;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            s = dp4(w[k] & 0x0f0f0f0f, xs[k], s);
+            s = dp4((w[k] >> 4) & 0x0f0f0f0f, xs[4 + k], s);
+        }
+        return d * (xd.x * (float)s - 8.0f * xd.y);
+    }
+};
+
+template <> struct q8w<HL_CU_Q8_0S> {
+    uint4 a, b;
+    float d;
+    __device__ void load(const uint8_t *row, int nu, int u) {
+        const uint4 *p = (const uint4 *)(row + 32 * (size_t)u);
+        a = __ldg(p), b = __ldg(p + 1);
+        d = h2f(__ldg((const unsigned short *)(row + 32 * (size_t)nu) + u));
+    }
+    __device__ float dot(const int4 xa, const int4 xb, float2 xd) const {
+        int s = 0;
+        s = dp4((int)a.x, xa.x, s), s = dp4((int)a.y, xa.y, s), s = dp4((int)a.z, xa.z, s), s = dp4((int)a.w, xa.w, s);
+        s = dp4((int)b.x, xb.x, s), s = dp4((int)b.y, xb.y, s), s = dp4((int)b.z, xb.z, s), s = dp4((int)b.w, xb.w, s);
+        return d * xd.x * (float)s;
+    }
+};
+
+template <> struct q8w<HL_Q4_K> { /* 144-byte blocks: qs at 16 is 16-byte aligned */
+    uint4 a, b;
+    float d, m;
+    int sh;
+    __device__ void load(const uint8_t *row, int nu, int u) {
+        (void)nu;
+        const uint8_t *blk = row + (size_t)(u >> 3) * 144;
+        const int s = u & 7;
+        const uint4 *p = (const uint4 *)(blk + 16 + 32 * (s >> 1));
+        a = __ldg(p), b = __ldg(p + 1);
+        int sc, mn;
+        k4_scale_min(blk + 4, s, sc, mn);
+        d = h2f(ld16(blk)) * (float)sc, m = h2f(ld16(blk + 2)) * (float)mn;
+        sh = 4 * (s & 1);
+    }
+    __device__ float dot(const int4 xa, const int4 xb, float2 xd) const {
+        const int w[8] = {(int)a.x, (int)a.y, (int)a.z, (int)a.w, (int)b.x, (int)b.y, (int)b.z, (int)b.w};
+        const int xs[8] = {xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w};
+        int s = 0;
+#pragma unroll
+        for (int k = 0; k < 8; k++) s = dp4((w[k] >> sh) & 0x0f0f0f0f, xs[k], s);
+        return d * xd.x * (float)s - m * xd.y;
+    }
+};
+
+template <> struct q8w<HL_CU_Q6_KP> { /* 224-byte blocks: ql 0, qh 128, scales 192, d 208 */
+    uint4 l0, l1, h0, h1;
+    float d0, d1;
+    int shl, shh;
+    __device__ void load(const uint8_t *row, int nu, int u) {
+        (void)nu;
+        const uint8_t *blk = row + (size_t)(u >> 3) * 224;
+        const int s = u & 7, c = s >> 2, g = s & 3;
+        const uint4 *pl = (const uint4 *)(blk + 64 * c + 32 * (g & 1));
+        const uint4 *ph = (const uint4 *)(blk + 128 + 32 * c);
+        l0 = __ldg(pl), l1 = __ldg(pl + 1), h0 = __ldg(ph), h1 = __ldg(ph + 1);
+        const float d = h2f(ld16(blk + 208));
+        const int8_t *sc = (const int8_t *)(blk + 192) + 8 * c + 2 * g;
+        d0 = d * (float)sc[0], d1 = d * (float)sc[1];
+        shl = 4 * (g >> 1), shh = 2 * g;
+    }
+    __device__ float dot(const int4 xa, const int4 xb, float2 xd) const {
+        const int lw[8] = {(int)l0.x, (int)l0.y, (int)l0.z, (int)l0.w, (int)l1.x, (int)l1.y, (int)l1.z, (int)l1.w};
+        const int hw[8] = {(int)h0.x, (int)h0.y, (int)h0.z, (int)h0.w, (int)h1.x, (int)h1.y, (int)h1.z, (int)h1.w};
+        const int xs[8] = {xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w};
+        int s0 = 0, s1 = 0, x0 = 0, x1 = 0;
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            const int q = ((lw[k] >> shl) & 0x0f0f0f0f) | (((hw[k] >> shh) & 0x03030303) << 4);
+            if (k < 4) s0 = dp4(q, xs[k], s0), x0 = dp4(0x01010101, xs[k], x0);
+            else s1 = dp4(q, xs[k], s1), x1 = dp4(0x01010101, xs[k], x1);
+        }
+        return xd.x * (d0 * (float)(s0 - 32 * x0) + d1 * (float)(s1 - 32 * x1));
+    }
+};
+
+/* The int8 matmul: warp-per-row (wpr warps split a long row, reduced
+ * through shared memory), lane per unit, each unit's weights loaded once
+ * for all NT tokens. */
+template <int T, int NT>
+__global__ void __launch_bounds__(256)
+gemv_q8_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int nu, int n_out, int wpr,
+               const int8_t *__restrict__ xq, const float2 *__restrict__ xds, int ldx, int n_tok,
+               float *__restrict__ y, int ldy) {
+    __shared__ float red[8][NT];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int row = blockIdx.x * (8 / wpr) + warp / wpr, part = warp % wpr;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+    if (row < n_out) {
+        const uint8_t *r = w + (size_t)row * row_bytes;
+        for (int u = part * 32 + lane; u < nu; u += 32 * wpr) {
+            q8w<T> wv;
+            wv.load(r, nu, u);
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                const int tt = t < n_tok ? t : 0;
+                const int4 *xp = (const int4 *)(xq + (size_t)tt * ldx + 32 * (size_t)u);
+                acc[t] += wv.dot(__ldg(xp), __ldg(xp + 1), __ldg(xds + (size_t)tt * (ldx / 32) + u));
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        float a = acc[t];
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffffu, a, o);
+        if (lane == 0) red[warp][t] = a;
+    }
+    __syncthreads();
+    if (part == 0 && lane < NT && lane < n_tok && row < n_out) {
+        float a = 0.0f;
+        for (int k = 0; k < wpr; k++) a += red[warp + k][lane];
+        y[(size_t)lane * ldy + row] = a;
+    }
+}
+
+template <int T>
+static void gemv_q8_launch(hl_cu *cu, const hl_cu_mat *w, const int8_t *xq, const float *xds, int ldx,
+                           int n_tok, float *y, int ldy) {
+    const int nu = w->n_in / 32, tiles = (nu + 31) / 32;
+    const int wpr = tiles >= 8 ? 8 : tiles >= 4 ? 4 : tiles >= 2 ? 2 : 1;
+    dim3 grid((unsigned)((w->n_out + 8 / wpr - 1) / (8 / wpr)));
+    const uint8_t *d = (const uint8_t *)w->data;
+    const float2 *ds = (const float2 *)xds;
+#define GQ(NT) gemv_q8_kernel<T, NT><<<grid, 256, 0, cu->stream>>>(d, w->row_bytes, nu, w->n_out, wpr, xq, ds, ldx, n_tok, y, ldy)
+    if (n_tok <= 1) GQ(1);
+    else if (n_tok <= 2) GQ(2);
+    else if (n_tok <= 4) GQ(4);
+    else GQ(8);
+#undef GQ
+}
+
+static bool q8_type(int t) {
+    return t == HL_CU_Q4_0S || t == HL_CU_Q8_0S || t == HL_CU_Q6_KP || t == HL_Q4_K;
+}
+
+/* ----------------------------------------------------------- relayout -- */
+
+__global__ void relayout_kernel(const uint8_t *__restrict__ src, size_t src_row, uint8_t *__restrict__ dst,
+                                size_t dst_row, int nb, int kind, size_t total) {
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; /* one block of one row */
+    if (i >= total) return;
+    const size_t r = i / (size_t)nb;
+    const int b = (int)(i % (size_t)nb);
+    const uint8_t *s = src + r * src_row;
+    uint8_t *d = dst + r * dst_row;
+    if (kind == HL_CU_Q4_0S) {
+        const uint8_t *blk = s + (size_t)b * 18;
+        for (int k = 0; k < 16; k++) d[16 * (size_t)b + k] = blk[2 + k];
+        d[16 * (size_t)nb + 2 * b] = blk[0], d[16 * (size_t)nb + 2 * b + 1] = blk[1];
+    } else if (kind == HL_CU_Q8_0S) {
+        const uint8_t *blk = s + (size_t)b * 34;
+        for (int k = 0; k < 32; k++) d[32 * (size_t)b + k] = blk[2 + k];
+        d[32 * (size_t)nb + 2 * b] = blk[0], d[32 * (size_t)nb + 2 * b + 1] = blk[1];
+    } else { /* HL_CU_Q6_KP */
+        const uint8_t *blk = s + (size_t)b * 210;
+        uint8_t *o = d + (size_t)b * 224;
+        for (int k = 0; k < 210; k++) o[k] = blk[k];
+        for (int k = 210; k < 224; k++) o[k] = 0;
+    }
+}
+
+extern "C" int hl_cu_relayout(hl_cu *cu, const hl_cu_mat *raw, hl_cu_mat *out, hl_err *e) {
+    *out = *raw;
+    const int nu = raw->n_in / 32;
+    int kind = 0;
+    size_t row = 0;
+    if (raw->type == HL_Q4_0 && nu % 8 == 0) kind = HL_CU_Q4_0S, row = (size_t)nu * 18;
+    else if (raw->type == HL_Q8_0 && nu % 8 == 0) kind = HL_CU_Q8_0S, row = (size_t)nu * 34;
+    else if (raw->type == HL_Q6_K) kind = HL_CU_Q6_KP, row = (size_t)(nu / 8) * 224;
+    if (!kind) return 0;
+    void *dst = hl_cu_alloc(cu, row * (size_t)raw->n_out, e);
+    if (!dst) return -1;
+    const int nb = kind == HL_CU_Q6_KP ? nu / 8 : nu;
+    const size_t total = (size_t)nb * (size_t)raw->n_out;
+    relayout_kernel<<<(unsigned)((total + 255) / 256), 256, 0, cu->stream>>>(
+        (const uint8_t *)raw->data, raw->row_bytes, (uint8_t *)dst, row, nb, kind, total);
+    hl_cu_after_launch(cu, "relayout");
+    if (hl_cu_sync(cu, e) < 0) {
+        hl_cu_dealloc(dst);
+        return -1;
+    }
+    *out = (hl_cu_mat){dst, (hl_dtype)kind, raw->n_in, raw->n_out, row};
+    return 1;
+}
 
 /* ---------------------------------------------------------- fused gemv -- */
 
@@ -490,21 +787,13 @@ template <int T> __device__ __forceinline__ size_t unit_off(int u) {
  * The copy is 16-byte and coalesced whatever the type's block size or
  * alignment. Each lane then decodes 8-element pieces (4 lanes per unit, 8
  * units per step), so the lanes' reads of x are contiguous, and dots each
- * piece with every token's x. ACT: x is act(gate) * up of a [t][2 * n_in]
- * gate|up buffer (the FFN's down projection reads its input straight from
- * the gate/up matmul). */
+ * piece with every token's x. */
 #define GW 8
 #define GEMV_STAGES 4
 template <int T> struct tile_of {
     static constexpr int UNITS = T == HL_F32 ? 8 : (T == HL_F16 || T == HL_BF16) ? 16 : 32;
     static constexpr int BYTES = ((UNITS / wt<T>::UPB) * wt<T>::BB + 47) / 16 * 16;
 };
-
-__device__ __forceinline__ float act_gate(float g, int act) {
-    if (act == 1) return g / (1.0f + __expf(-g));
-    const float k = 0.7978845608028654f;
-    return 0.5f * g * (1.0f + tanhf(k * (g + 0.044715f * g * g * g)));
-}
 
 __device__ __forceinline__ void cp_async16(void *smem, const void *gmem) {
     const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
@@ -515,7 +804,7 @@ template <int N> __device__ __forceinline__ void cp_async_wait() {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
-template <int T, int NT, int ACT>
+template <int T, int NT>
 __global__ void __launch_bounds__(32 * GW)
 gemv_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int n_units, int n_out, int R,
             const float *__restrict__ x, int ldx, int n_tok, float *__restrict__ y, int ldy) {
@@ -525,7 +814,6 @@ gemv_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int n_units, int n_
     const int row0 = (blockIdx.x * GW + warp) * R;
     if (row0 >= n_out) return; /* whole warps only: no block-wide barrier below */
     const int rows = min(R, n_out - row0), tpr = (n_units + TU - 1) / TU, J = rows * tpr;
-    const int n_in = n_units * 32;
     /* tile j: row row0 + j / tpr, units [u0, u0 + nu) */
     auto tile_src = [&](int j, int &u0, int &nu, uintptr_t &a0, int &n16) -> const uint8_t * {
         u0 = (j % tpr) * TU;
@@ -570,15 +858,7 @@ gemv_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int n_units, int n_
                 for (int t = 0; t < NT; t++) {
                     const int tt = t < n_tok ? t : 0;
                     const float4 *xp = (const float4 *)(x + (size_t)tt * ldx + col);
-                    float4 x0 = __ldg(xp), x1 = __ldg(xp + 1);
-                    if (ACT) {
-                        const float4 *up = (const float4 *)(x + (size_t)tt * ldx + n_in + col);
-                        const float4 u0v = __ldg(up), u1v = __ldg(up + 1);
-                        x0 = make_float4(act_gate(x0.x, ACT) * u0v.x, act_gate(x0.y, ACT) * u0v.y,
-                                         act_gate(x0.z, ACT) * u0v.z, act_gate(x0.w, ACT) * u0v.w);
-                        x1 = make_float4(act_gate(x1.x, ACT) * u1v.x, act_gate(x1.y, ACT) * u1v.y,
-                                         act_gate(x1.z, ACT) * u1v.z, act_gate(x1.w, ACT) * u1v.w);
-                    }
+                    const float4 x0 = __ldg(xp), x1 = __ldg(xp + 1);
                     const float dot = v[0] * x0.x + v[1] * x0.y + v[2] * x0.z + v[3] * x0.w +
                                       v[4] * x1.x + v[5] * x1.y + v[6] * x1.z + v[7] * x1.w;
                     acc[t] += d * dot;
@@ -602,7 +882,7 @@ gemv_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int n_units, int n_
     cp_async_wait<0>();
 }
 
-template <int T, int ACT>
+template <int T>
 static void gemv_launch(hl_cu *cu, const hl_cu_mat *w, const float *x, int ldx, int n_tok, float *y,
                         int ldy) {
     const int nu = w->n_in / 32, tpr = (nu + tile_of<T>::UNITS - 1) / tile_of<T>::UNITS;
@@ -610,7 +890,7 @@ static void gemv_launch(hl_cu *cu, const hl_cu_mat *w, const float *x, int ldx, 
     const int warps = (w->n_out + R - 1) / R;
     dim3 grid((unsigned)((warps + GW - 1) / GW));
     const uint8_t *d = (const uint8_t *)w->data;
-#define GEMV(NT) gemv_kernel<T, NT, ACT><<<grid, 32 * GW, 0, cu->stream>>>(d, w->row_bytes, nu, w->n_out, R, x, ldx, n_tok, y, ldy)
+#define GEMV(NT) gemv_kernel<T, NT><<<grid, 32 * GW, 0, cu->stream>>>(d, w->row_bytes, nu, w->n_out, R, x, ldx, n_tok, y, ldy)
     if (n_tok <= 1) GEMV(1);
     else if (n_tok <= 2) GEMV(2);
     else if (n_tok <= 4) GEMV(4);
@@ -628,7 +908,7 @@ __global__ void dequant_f16_kernel(const uint8_t *__restrict__ w, size_t row_byt
     size_t row = i / (size_t)n_units;
     int u = (int)(i % (size_t)n_units);
     float v[32];
-    wt<T>::unit(w + row * row_bytes, u, v);
+    unit_any<T>::f(w + row * row_bytes, n_units, u, v);
     uint4 *o = (uint4 *)(out + i * 32);
 #pragma unroll
     for (int k = 0; k < 4; k++) {
@@ -647,7 +927,7 @@ __global__ void dequant_f32_kernel(const uint8_t *__restrict__ w, size_t row_byt
     size_t row = i / (size_t)n_units;
     int u = (int)(i % (size_t)n_units);
     float v[32];
-    wt<T>::unit(w + row * row_bytes, u, v);
+    unit_any<T>::f(w + row * row_bytes, n_units, u, v);
 #pragma unroll
     for (int k = 0; k < 32; k++) out[i * 32 + k] = v[k];
 }
@@ -659,7 +939,7 @@ __global__ void get_rows_kernel(const uint8_t *__restrict__ w, size_t row_bytes,
     int u = blockIdx.x * blockDim.x + threadIdx.x, i = blockIdx.y;
     if (u >= n_units) return;
     float v[32];
-    wt<T>::unit(w + (size_t)ids[i] * row_bytes, u, v);
+    unit_any<T>::f(w + (size_t)ids[i] * row_bytes, n_units, u, v);
     float *o = out + (size_t)i * ld + (size_t)u * 32;
 #pragma unroll
     for (int k = 0; k < 32; k++) o[k] = v[k] * scale;
@@ -690,13 +970,20 @@ __global__ void f32_to_f16_kernel(const float *__restrict__ x, int ldx, int n, i
     case HL_Q6_K: { constexpr int TT = HL_Q6_K; CALL; } break;                                     \
     default: hl_cu_set_error(cu, cudaErrorInvalidValue, "unsupported weight type"); return;      \
     }
+#define TYPE_SWITCH_ALL(t, CALL)                                                                   \
+    switch ((int)(t)) {                                                                            \
+    case HL_CU_Q4_0S: { constexpr int TT = HL_CU_Q4_0S; CALL; } break;                             \
+    case HL_CU_Q8_0S: { constexpr int TT = HL_CU_Q8_0S; CALL; } break;                             \
+    case HL_CU_Q6_KP: { constexpr int TT = HL_CU_Q6_KP; CALL; } break;                             \
+    default: TYPE_SWITCH(t, CALL)                                                                  \
+    }
 
 static void dequant_f16(hl_cu *cu, const hl_cu_mat *w, __half *out) {
     int nu = w->n_in / 32;
     size_t total = (size_t)nu * (size_t)w->n_out;
     unsigned blocks = (unsigned)((total + 255) / 256);
     const uint8_t *d = (const uint8_t *)w->data;
-    TYPE_SWITCH(w->type, (dequant_f16_kernel<TT><<<blocks, 256, 0, cu->stream>>>(d, w->row_bytes, nu, total, out)));
+    TYPE_SWITCH_ALL(w->type, (dequant_f16_kernel<TT><<<blocks, 256, 0, cu->stream>>>(d, w->row_bytes, nu, total, out)));
     hl_cu_after_launch(cu, "dequantize");
 }
 
@@ -705,7 +992,7 @@ extern "C" void hl_cu_dequant(hl_cu *cu, const hl_cu_mat *w, float *out) {
     size_t total = (size_t)nu * (size_t)w->n_out;
     unsigned blocks = (unsigned)((total + 255) / 256);
     const uint8_t *d = (const uint8_t *)w->data;
-    TYPE_SWITCH(w->type, (dequant_f32_kernel<TT><<<blocks, 256, 0, cu->stream>>>(d, w->row_bytes, nu, total, out)));
+    TYPE_SWITCH_ALL(w->type, (dequant_f32_kernel<TT><<<blocks, 256, 0, cu->stream>>>(d, w->row_bytes, nu, total, out)));
     hl_cu_after_launch(cu, "dequantize");
 }
 
@@ -714,7 +1001,7 @@ extern "C" void hl_cu_get_rows(hl_cu *cu, const hl_cu_mat *w, const int32_t *ids
     int nu = w->n_in / 32;
     dim3 grid((unsigned)((nu + 63) / 64), (unsigned)n);
     const uint8_t *d = (const uint8_t *)w->data;
-    TYPE_SWITCH(w->type, (get_rows_kernel<TT><<<grid, 64, 0, cu->stream>>>(d, w->row_bytes, nu, ids, out, ld, scale)));
+    TYPE_SWITCH_ALL(w->type, (get_rows_kernel<TT><<<grid, 64, 0, cu->stream>>>(d, w->row_bytes, nu, ids, out, ld, scale)));
     hl_cu_after_launch(cu, "get_rows");
 }
 
@@ -738,35 +1025,45 @@ static void matmul_blas(hl_cu *cu, const hl_cu_mat *w, const float *x, int ldx, 
     }
 }
 
-extern "C" void hl_cu_matmul_path(hl_cu *cu, const hl_cu_mat *w, const float *x, int ldx, int n_tok,
-                                  float *y, int ldy, int path) {
-    if (path == 0) {
-        TYPE_SWITCH(w->type, (gemv_launch<TT, 0>(cu, w, x, ldx, n_tok > 8 ? 8 : n_tok, y, ldy)));
-        hl_cu_after_launch(cu, "gemv");
-    } else {
-        matmul_blas(cu, w, x, ldx, n_tok, y, ldy);
-    }
-}
-
-extern "C" void hl_cu_matmul_act(hl_cu *cu, const hl_cu_mat *w, const float *gu, int n_tok,
-                                 bool gelu, float *tmp, float *y, int ldy) {
-    if (n_tok <= 8) {
-        if (gelu) TYPE_SWITCH(w->type, (gemv_launch<TT, 2>(cu, w, gu, 2 * w->n_in, n_tok, y, ldy)))
-        else TYPE_SWITCH(w->type, (gemv_launch<TT, 1>(cu, w, gu, 2 * w->n_in, n_tok, y, ldy)))
-        hl_cu_after_launch(cu, "gemv act");
+static void matmul_small(hl_cu *cu, const hl_cu_mat *w, const float *x, int ldx, const int8_t *xq,
+                         const float *xds, int n_tok, float *y, int ldy) {
+    if (q8_type(w->type)) {
+        if (!xq) { /* quantize here; producers that fuse it pass xq */
+            if ((size_t)n_tok * (size_t)ldx > cu->q8_elems) {
+                hl_cu_set_error(cu, cudaErrorMemoryAllocation, "int8 scratch smaller than the input (hl_cu_reserve)");
+                return;
+            }
+            hl_cu_quantize_q8(cu, x, ldx, n_tok, w->n_in, cu->q8, cu->q8ds);
+            xq = cu->q8, xds = cu->q8ds;
+        }
+        switch ((int)w->type) {
+        case HL_CU_Q4_0S: gemv_q8_launch<HL_CU_Q4_0S>(cu, w, xq, xds, ldx, n_tok, y, ldy); break;
+        case HL_CU_Q8_0S: gemv_q8_launch<HL_CU_Q8_0S>(cu, w, xq, xds, ldx, n_tok, y, ldy); break;
+        case HL_CU_Q6_KP: gemv_q8_launch<HL_CU_Q6_KP>(cu, w, xq, xds, ldx, n_tok, y, ldy); break;
+        default: gemv_q8_launch<HL_Q4_K>(cu, w, xq, xds, ldx, n_tok, y, ldy); break;
+        }
+        hl_cu_after_launch(cu, "gemv q8");
         return;
     }
-    hl_cu_act_mul(cu, gu, n_tok, w->n_in, gelu, tmp);
-    matmul_blas(cu, w, tmp, w->n_in, n_tok, y, ldy);
+    TYPE_SWITCH(w->type, (gemv_launch<TT>(cu, w, x, ldx, n_tok, y, ldy)));
+    hl_cu_after_launch(cu, "gemv");
+}
+
+extern "C" void hl_cu_matmul_path(hl_cu *cu, const hl_cu_mat *w, const float *x, int ldx, int n_tok,
+                                  float *y, int ldy, int path) {
+    if (path == 0) matmul_small(cu, w, x, ldx, NULL, NULL, n_tok > 8 ? 8 : n_tok, y, ldy);
+    else matmul_blas(cu, w, x, ldx, n_tok, y, ldy);
+}
+
+extern "C" void hl_cu_matmul_q8(hl_cu *cu, const hl_cu_mat *w, const float *x, int ldx,
+                                const int8_t *xq, const float *xds, int n_tok, float *y, int ldy) {
+    if (n_tok <= 8) matmul_small(cu, w, x, ldx, xq, xds, n_tok, y, ldy);
+    else matmul_blas(cu, w, x, ldx, n_tok, y, ldy);
 }
 
 extern "C" void hl_cu_matmul(hl_cu *cu, const hl_cu_mat *w, const float *x, int ldx, int n_tok,
                              float *y, int ldy) {
-    if (n_tok <= 8) {
-        hl_cu_matmul_path(cu, w, x, ldx, n_tok, y, ldy, 0);
-        return;
-    }
-    matmul_blas(cu, w, x, ldx, n_tok, y, ldy);
+    hl_cu_matmul_q8(cu, w, x, ldx, NULL, NULL, n_tok, y, ldy);
 }
 
 /* ----------------------------------------------------- norms, residual -- */
@@ -784,39 +1081,72 @@ __device__ __forceinline__ float block_sum(float v, float *sh) {
     return v;
 }
 
-__global__ void resid_norm_kernel(float *__restrict__ x, const float *__restrict__ delta,
+/* One block per row; every thread keeps its PER elements in registers, so
+ * the row is read once with all loads in flight, whatever the steps. */
+template <int PER>
+__global__ void resid_norm_kernel(float *__restrict__ x, const float *delta,
                                   const float *__restrict__ post, const float *__restrict__ w,
-                                  float *__restrict__ out, int n, float eps,
-                                  const int32_t *__restrict__ rows) {
+                                  float *out, int n, float eps, const int32_t *__restrict__ rows,
+                                  int8_t *__restrict__ q8, float2 *__restrict__ q8ds) {
     __shared__ float sh[32];
-    const int t = blockIdx.x;
+    const int t = blockIdx.x, nt = blockDim.x;
     float *xr = x + (size_t)(rows ? rows[t] : t) * n;
-    if (delta) {
-        const float *dr = delta + (size_t)t * n;
+    const float *dr = delta ? delta + (size_t)t * n : NULL;
+    float xv[PER], dv[PER], pv[PER], wv[PER];
+#pragma unroll
+    for (int k = 0; k < PER; k++) {
+        const int i = threadIdx.x + k * nt;
+        const bool in = i < n;
+        xv[k] = in ? xr[i] : 0.0f;
+        dv[k] = in && dr ? dr[i] : 0.0f;
+        pv[k] = in && post ? post[i] : 0.0f;
+        wv[k] = in && w ? w[i] : 0.0f;
+    }
+    if (dr) {
         float r = 1.0f;
         if (post) {
             float ss = 0.0f;
-            for (int i = threadIdx.x; i < n; i += blockDim.x) ss += dr[i] * dr[i];
+#pragma unroll
+            for (int k = 0; k < PER; k++) ss += dv[k] * dv[k];
             r = rsqrtf(block_sum(ss, sh) / (float)n + eps);
         }
-        for (int i = threadIdx.x; i < n; i += blockDim.x) xr[i] += post ? dr[i] * r * post[i] : dr[i];
-        __syncthreads();
+#pragma unroll
+        for (int k = 0; k < PER; k++) {
+            const int i = threadIdx.x + k * nt;
+            xv[k] += post ? dv[k] * r * pv[k] : dv[k];
+            if (i < n) xr[i] = xv[k];
+        }
     }
     if (w) {
         float ss = 0.0f;
-        for (int i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
-        float r = rsqrtf(block_sum(ss, sh) / (float)n + eps);
+#pragma unroll
+        for (int k = 0; k < PER; k++) ss += xv[k] * xv[k];
+        const float r = rsqrtf(block_sum(ss, sh) / (float)n + eps);
         float *o = out + (size_t)t * n;
-        for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = xr[i] * r * w[i];
+#pragma unroll
+        for (int k = 0; k < PER; k++) {
+            const int i = threadIdx.x + k * nt;
+            if (i < n) { /* whole warps: n % 32 == 0 */
+                const float v = xv[k] * r * wv[k];
+                o[i] = v;
+                if (q8) warp_q8(v, q8 + (size_t)t * n + i, q8ds + ((size_t)t * n + i) / 32);
+            }
+        }
     }
 }
 
 extern "C" void hl_cu_resid_norm(hl_cu *cu, float *x, const float *delta, const float *post,
                                  const float *w, float *out, int n_tok, int n, float eps,
-                                 const int32_t *rows) {
+                                 const int32_t *rows, int8_t *q8, float *q8ds) {
     if (n_tok <= 0) return;
-    int threads = n >= 4096 ? 1024 : n >= 1024 ? 512 : 256;
-    resid_norm_kernel<<<n_tok, threads, 0, cu->stream>>>(x, delta, post, w, out, n, eps, rows);
+    const int threads = n >= 2048 ? 512 : 256;
+    const int per = (n + threads - 1) / threads;
+    float2 *ds = (float2 *)q8ds;
+    if (per <= 4) resid_norm_kernel<4><<<n_tok, threads, 0, cu->stream>>>(x, delta, post, w, out, n, eps, rows, q8, ds);
+    else if (per <= 8) resid_norm_kernel<8><<<n_tok, threads, 0, cu->stream>>>(x, delta, post, w, out, n, eps, rows, q8, ds);
+    else if (per <= 16) resid_norm_kernel<16><<<n_tok, threads, 0, cu->stream>>>(x, delta, post, w, out, n, eps, rows, q8, ds);
+    else if (per <= 32) resid_norm_kernel<32><<<n_tok, threads, 0, cu->stream>>>(x, delta, post, w, out, n, eps, rows, q8, ds);
+    else hl_cu_set_error(cu, cudaErrorInvalidValue, "rms norm: rows over 16384");
     hl_cu_after_launch(cu, "resid_norm");
 }
 
@@ -898,159 +1228,139 @@ extern "C" void hl_cu_qkv_post(hl_cu *cu, float *qkv, int ld, int n_tok, const h
 
 /* ------------------------------------------------------------ attention -- */
 
-/* Split attention (flash-decoding): block (split, head group, token) walks
- * its share of the token's visible positions in sub-chunks of ATT_CH with
- * an online softmax, for HB query heads that share one KV head, and writes
- * a partial (max, sum, output); the combine kernel merges the splits. */
-#define ATT_CH 64
-#define ATT_THREADS 128
+/* Attention, one warp per (token, query head, split) and no block-wide
+ * barrier. A split is ATT_CHUNK positions of the token's visible range
+ * [start, pos] (more when the context is long: at most ATT_MAX_SPLIT
+ * splits); splits past the range exit at once, so a graph can size the
+ * grid for the whole context. The warp walks its split 32 positions at a
+ * time with an online softmax: lane i scores position i (the query sits in
+ * shared memory, read by broadcast), then the warp accumulates the value
+ * rows, lane i owning dims i, i + 32, ... A token whose range fits one
+ * split writes its output directly; otherwise each split leaves (max, sum,
+ * output) and the last to finish, by a per-(token, head) counter, merges
+ * them. The output's int8 form is made on the way (q8). */
+#define ATT_CHUNK 256
 #define ATT_MAX_SPLIT 32
-#define ATT_ITEMS 8 /* (head, dim pair) items per thread: HB * hd / 2 <= 8 * 128 */
+#define ATT_WARPS 4
 
-template <int HB>
-__global__ void __launch_bounds__(ATT_THREADS)
-attn_split_kernel(const float *__restrict__ qkv, int ld, hl_cu_attn_shape s,
-                  const int32_t *__restrict__ posv, const int32_t *__restrict__ seqv,
-                  const __half *__restrict__ kc, const __half *__restrict__ vc, int chunk,
-                  float *__restrict__ part) {
-    __shared__ float q_sh[HB][MAX_HD];
-    __shared__ float sc[HB][ATT_CH];
-    __shared__ float m_sh[HB], l_sh[HB], a_sh[HB];
-    const int sp = blockIdx.x, t = blockIdx.z, tid = threadIdx.x;
-    const int hd = s.head_dim, n_split = gridDim.x, stride = hd + 2;
-    const int group = s.n_head / s.n_head_kv;
-    const int h0 = blockIdx.y * HB, kvh = h0 / group;
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+template <int HD>
+__global__ void __launch_bounds__(32 * ATT_WARPS)
+attn_kernel(const float *__restrict__ qkv, int ld, hl_cu_attn_shape s,
+            const int32_t *__restrict__ posv, const int32_t *__restrict__ seqv,
+            const __half *__restrict__ kc, const __half *__restrict__ vc, int chunk,
+            float *__restrict__ part, int *__restrict__ counters, float *__restrict__ out,
+            int8_t *__restrict__ q8, float2 *__restrict__ q8ds) {
+    constexpr int PER = HD / 32; /* dims per lane */
+    __shared__ float q_sh[ATT_WARPS][HD];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int sp = blockIdx.x, t = blockIdx.z, h = blockIdx.y * ATT_WARPS + warp;
+    if (h >= s.n_head) return;
     const int pos = posv[t], seq = seqv[t];
     const int start = s.window > 0 && pos - s.window + 1 > 0 ? pos - s.window + 1 : 0;
-    const int p_begin = start + sp * chunk;
-    const int p_end = min(p_begin + chunk, pos + 1);
-    /* part: per (token, head), n_split records of [max, sum, o[hd]] */
-    float *pt = part + ((size_t)t * s.n_head + h0) * n_split * stride;
-    if (p_begin >= p_end) {
-        if (tid < HB) {
-            float *p = pt + ((size_t)tid * n_split + sp) * stride;
-            p[0] = -FLT_MAX;
-            p[1] = 0.0f;
-        }
-        return;
-    }
-    const float *q = qkv + (size_t)t * ld + (size_t)h0 * hd;
-    for (int i = tid; i < HB * hd; i += ATT_THREADS) q_sh[i / hd][i % hd] = q[i] * s.scale;
-    if (tid < HB) {
-        m_sh[tid] = -FLT_MAX;
-        l_sh[tid] = 0.0f;
-    }
-    const size_t base = ((size_t)seq * s.n_head_kv + kvh) * s.n_ctx;
-    const __half *kb = kc + base * hd, *vb = vc + base * hd;
-    const int hd2 = hd / 2, n_items = HB * hd2;
-    float2 acc[ATT_ITEMS];
+    const int n_act = (pos + 1 - start + chunk - 1) / chunk; /* splits this token uses */
+    if (sp >= n_act) return;
+    const int p_begin = start + sp * chunk, p_end = min(p_begin + chunk, pos + 1);
+    const int kvh = h / (s.n_head / s.n_head_kv);
+    const float *q = qkv + (size_t)t * ld + (size_t)h * HD;
+    float *qs = q_sh[warp];
 #pragma unroll
-    for (int k = 0; k < ATT_ITEMS; k++) acc[k] = make_float2(0.0f, 0.0f);
-    const int wi = tid >> 5, lane = tid & 31;
-    __syncthreads();
-    for (int c0 = p_begin; c0 < p_end; c0 += ATT_CH) {
-        const int n = min(ATT_CH, p_end - c0);
-        for (int i = tid; i < n * HB; i += ATT_THREADS) {
-            const int p = i % n, j = i / n;
-            const uint4 *kr = (const uint4 *)(kb + (size_t)(c0 + p) * hd);
-            const float *qj = q_sh[j];
+    for (int k = 0; k < PER; k++) qs[lane + 32 * k] = q[lane + 32 * k] * s.scale;
+    __syncwarp();
+    const size_t base = ((size_t)seq * s.n_head_kv + kvh) * s.n_ctx;
+    const __half *kb = kc + base * HD, *vb = vc + base * HD;
+    float m_run = -FLT_MAX, l_run = 0.0f, o[PER];
+#pragma unroll
+    for (int k = 0; k < PER; k++) o[k] = 0.0f;
+    for (int c0 = p_begin; c0 < p_end; c0 += 32) {
+        const int n = min(32, p_end - c0);
+        float sc = -FLT_MAX;
+        if (lane < n) {
+            const uint4 *kr = (const uint4 *)(kb + (size_t)(c0 + lane) * HD);
             float a = 0.0f;
-            for (int d8 = 0; d8 < hd / 8; d8++) {
-                uint4 raw = kr[d8];
+#pragma unroll
+            for (int d8 = 0; d8 < HD / 8; d8++) {
+                const uint4 raw = __ldg(kr + d8);
                 const __half2 *h2 = (const __half2 *)&raw;
 #pragma unroll
                 for (int k = 0; k < 4; k++) {
-                    float2 kv = __half22float2(h2[k]);
-                    a += qj[8 * d8 + 2 * k] * kv.x + qj[8 * d8 + 2 * k + 1] * kv.y;
+                    const float2 kv = __half22float2(h2[k]);
+                    a += qs[8 * d8 + 2 * k] * kv.x + qs[8 * d8 + 2 * k + 1] * kv.y;
                 }
             }
-            sc[j][p] = a;
+            sc = a;
         }
-        __syncthreads();
-        for (int j = wi; j < HB; j += ATT_THREADS / 32) {
-            float mx = -FLT_MAX;
-            for (int p = lane; p < n; p += 32) mx = fmaxf(mx, sc[j][p]);
+        const float m_new = fmaxf(m_run, warp_max(sc));
+        const float alpha = __expf(m_run - m_new);
+        const float p = lane < n ? __expf(sc - m_new) : 0.0f;
+        l_run = l_run * alpha + warp_sum(p);
+        m_run = m_new;
 #pragma unroll
-            for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-            const float m_old = m_sh[j], m_new = fmaxf(m_old, mx);
-            float sum = 0.0f;
-            for (int p = lane; p < n; p += 32) {
-                const float e = __expf(sc[j][p] - m_new);
-                sc[j][p] = e;
-                sum += e;
-            }
+        for (int k = 0; k < PER; k++) o[k] *= alpha;
+        const __half *vr = vb + (size_t)c0 * HD + lane;
+#pragma unroll 4
+        for (int pp = 0; pp < n; pp++) {
+            const float w = __shfl_sync(0xffffffffu, p, pp);
 #pragma unroll
-            for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-            if (lane == 0) {
-                const float a = __expf(m_old - m_new);
-                a_sh[j] = a;
-                l_sh[j] = l_sh[j] * a + sum;
-                m_sh[j] = m_new;
-            }
-        }
-        __syncthreads();
-#pragma unroll
-        for (int k = 0; k < ATT_ITEMS; k++) {
-            const int item = tid + k * ATT_THREADS;
-            if (item < n_items) {
-                const int j = item / hd2, d2 = item % hd2;
-                const float a = a_sh[j];
-                float2 o = make_float2(acc[k].x * a, acc[k].y * a);
-                const __half2 *vp = (const __half2 *)(vb + (size_t)c0 * hd) + d2;
-                for (int p = 0; p < n; p++) {
-                    const float w = sc[j][p];
-                    const float2 v = __half22float2(vp[(size_t)p * hd2]);
-                    o.x += w * v.x;
-                    o.y += w * v.y;
-                }
-                acc[k] = o;
-            }
-        }
-        __syncthreads();
-    }
-#pragma unroll
-    for (int k = 0; k < ATT_ITEMS; k++) {
-        const int item = tid + k * ATT_THREADS;
-        if (item < n_items) {
-            const int j = item / hd2, d2 = item % hd2;
-            float *p = pt + ((size_t)j * n_split + sp) * stride + 2;
-            p[2 * d2] = acc[k].x;
-            p[2 * d2 + 1] = acc[k].y;
+            for (int k = 0; k < PER; k++) o[k] += w * __half2float(vr[(size_t)pp * HD + 32 * k]);
         }
     }
-    if (tid < HB) {
-        float *p = pt + ((size_t)tid * n_split + sp) * stride;
-        p[0] = m_sh[tid];
-        p[1] = l_sh[tid];
+    const size_t ob = ((size_t)t * s.n_head + h) * HD;
+    if (n_act == 1) {
+        const float inv = l_run > 0.0f ? 1.0f / l_run : 0.0f;
+#pragma unroll
+        for (int k = 0; k < PER; k++) {
+            const float v = o[k] * inv;
+            out[ob + lane + 32 * k] = v;
+            if (q8) warp_q8(v, q8 + ob + lane + 32 * k, q8ds + (ob + 32 * k) / 32);
+        }
+        return;
     }
-}
-
-__global__ void attn_combine_kernel(const float *__restrict__ part, int n_split, int n_head, int hd,
-                                    float *__restrict__ out) {
-    const int h = blockIdx.x, t = blockIdx.y, stride = hd + 2;
-    const float *pt = part + ((size_t)t * n_head + h) * n_split * stride;
+    /* partial record (max, sum, o[HD]) of this split; the last one merges */
+    float *pt = part + ((size_t)t * s.n_head + h) * ATT_MAX_SPLIT * (HD + 2);
+    float *rec = pt + (size_t)sp * (HD + 2);
+    if (lane == 0) rec[0] = m_run, rec[1] = l_run;
+#pragma unroll
+    for (int k = 0; k < PER; k++) rec[2 + lane + 32 * k] = o[k];
+    __threadfence();
+    int last = 0;
+    if (lane == 0) {
+        int *c = counters + (size_t)t * s.n_head + h;
+        last = atomicAdd(c, 1) == n_act - 1;
+        if (last) *c = 0;
+    }
+    last = __shfl_sync(0xffffffffu, last, 0);
+    if (!last) return;
+    __threadfence();
     float M = -FLT_MAX;
-    for (int s = 0; s < n_split; s++) M = fmaxf(M, pt[(size_t)s * stride]);
-    float L = 0.0f;
-    for (int s = 0; s < n_split; s++) {
-        const float *p = pt + (size_t)s * stride;
-        if (p[1] > 0.0f) L += p[1] * __expf(p[0] - M);
+    for (int i = 0; i < n_act; i++) M = fmaxf(M, ((volatile float *)pt)[(size_t)i * (HD + 2)]);
+    float L = 0.0f, acc[PER];
+#pragma unroll
+    for (int k = 0; k < PER; k++) acc[k] = 0.0f;
+    for (int i = 0; i < n_act; i++) {
+        const volatile float *r = pt + (size_t)i * (HD + 2);
+        const float f = __expf(r[0] - M);
+        L += r[1] * f;
+#pragma unroll
+        for (int k = 0; k < PER; k++) acc[k] += r[2 + lane + 32 * k] * f;
     }
     const float inv = L > 0.0f ? 1.0f / L : 0.0f;
-    float *o = out + ((size_t)t * n_head + h) * hd;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float a = 0.0f;
-        for (int s = 0; s < n_split; s++) {
-            const float *p = pt + (size_t)s * stride;
-            if (p[1] > 0.0f) a += p[2 + d] * __expf(p[0] - M);
-        }
-        o[d] = a * inv;
+#pragma unroll
+    for (int k = 0; k < PER; k++) {
+        const float v = acc[k] * inv;
+        out[ob + lane + 32 * k] = v;
+        if (q8) warp_q8(v, q8 + ob + lane + 32 * k, q8ds + (ob + 32 * k) / 32);
     }
-}
-
-static int att_splits(int max_len) {
-    int n = (max_len + 63) / 64;
-    return n < 1 ? 1 : n > ATT_MAX_SPLIT ? ATT_MAX_SPLIT : n;
 }
 
 extern "C" size_t hl_cu_attn_scratch(int n_tok, int n_head, int head_dim) {
@@ -1060,47 +1370,36 @@ extern "C" size_t hl_cu_attn_scratch(int n_tok, int n_head, int head_dim) {
 extern "C" void hl_cu_attention(hl_cu *cu, const float *qkv, int ld, int n_tok,
                                 const hl_cu_attn_shape *s, const int32_t *pos, const int32_t *seq,
                                 const void *k_cache, const void *v_cache, float *out, int max_len,
-                                float *part) {
+                                float *part, int *counters, int8_t *q8, float *q8ds) {
     if (n_tok <= 0) return;
-    const int group = s->n_head / s->n_head_kv;
-    if (s->head_dim > MAX_HD || s->head_dim % 8) {
-        hl_cu_set_error(cu, cudaErrorInvalidValue, "attention: head dimension must be a multiple of 8 up to 256");
+    const int hd = s->head_dim;
+    if (hd != 64 && hd != 128 && hd != 256 && hd != 32 && hd != 96) {
+        hl_cu_set_error(cu, cudaErrorInvalidValue, "attention: head dimension must be 32, 64, 96, 128 or 256");
         return;
     }
-    /* heads per block: the whole group when it fits the per-thread items */
-    int hb = 1;
-    const int cand[] = {8, 7, 6, 4, 3, 2};
-    for (int c : cand)
-        if (group % c == 0 && c * s->head_dim / 2 <= ATT_ITEMS * ATT_THREADS) {
-            hb = c;
-            break;
-        }
-    if (s->head_dim / 2 > ATT_ITEMS * ATT_THREADS) hb = 0;
-    const int n_split = att_splits(max_len);
-    const int chunk = (max_len + n_split - 1) / n_split;
-    dim3 grid((unsigned)n_split, (unsigned)(s->n_head / (hb ? hb : 1)), (unsigned)n_tok);
+    int chunk = ATT_CHUNK;
+    if ((max_len + chunk - 1) / chunk > ATT_MAX_SPLIT) chunk = (max_len + ATT_MAX_SPLIT - 1) / ATT_MAX_SPLIT;
+    const int n_split = (max_len + chunk - 1) / chunk;
+    dim3 grid((unsigned)n_split, (unsigned)((s->n_head + ATT_WARPS - 1) / ATT_WARPS), (unsigned)n_tok);
     const __half *kc = (const __half *)k_cache, *vc = (const __half *)v_cache;
-#define ATT(HB) attn_split_kernel<HB><<<grid, ATT_THREADS, 0, cu->stream>>>(qkv, ld, *s, pos, seq, kc, vc, chunk, part)
-    switch (hb) {
-    case 8: ATT(8); break;
-    case 7: ATT(7); break;
-    case 6: ATT(6); break;
-    case 4: ATT(4); break;
-    case 3: ATT(3); break;
-    case 2: ATT(2); break;
-    default: ATT(1); break;
+    float2 *ds = (float2 *)q8ds;
+#define ATT(HD) attn_kernel<HD><<<grid, 32 * ATT_WARPS, 0, cu->stream>>>(qkv, ld, *s, pos, seq, kc, vc, chunk, part, counters, out, q8, ds)
+    switch (hd) {
+    case 32: ATT(32); break;
+    case 64: ATT(64); break;
+    case 96: ATT(96); break;
+    case 128: ATT(128); break;
+    default: ATT(256); break;
     }
 #undef ATT
     hl_cu_after_launch(cu, "attention");
-    attn_combine_kernel<<<dim3((unsigned)s->n_head, (unsigned)n_tok), 128, 0, cu->stream>>>(
-        part, n_split, s->n_head, s->head_dim, out);
-    hl_cu_after_launch(cu, "attention combine");
 }
 
 /* ---------------------------------------------------------- elementwise -- */
 
 __global__ void act_mul_kernel(const float *__restrict__ gu, int n, size_t total, bool gelu,
-                               float *__restrict__ out) {
+                               float *__restrict__ out, int8_t *__restrict__ q8,
+                               float2 *__restrict__ q8ds) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= total) return;
     size_t t = i / (size_t)n, j = i % (size_t)n;
@@ -1113,12 +1412,15 @@ __global__ void act_mul_kernel(const float *__restrict__ gu, int n, size_t total
         a = g / (1.0f + __expf(-g));
     }
     out[i] = a * u;
+    if (q8) warp_q8(a * u, q8 + i, q8ds + i / 32); /* total % 32 == 0: whole warps */
 }
 
-extern "C" void hl_cu_act_mul(hl_cu *cu, const float *gu, int n_tok, int n, bool gelu, float *out) {
+extern "C" void hl_cu_act_mul(hl_cu *cu, const float *gu, int n_tok, int n, bool gelu, float *out,
+                              int8_t *q8, float *q8ds) {
     size_t total = (size_t)n_tok * (size_t)n;
     if (!total) return;
-    act_mul_kernel<<<(unsigned)((total + 255) / 256), 256, 0, cu->stream>>>(gu, n, total, gelu, out);
+    act_mul_kernel<<<(unsigned)((total + 255) / 256), 256, 0, cu->stream>>>(gu, n, total, gelu, out, q8,
+                                                                            (float2 *)q8ds);
     hl_cu_after_launch(cu, "act_mul");
 }
 

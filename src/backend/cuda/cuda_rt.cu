@@ -131,6 +131,8 @@ extern "C" void hl_cu_free(hl_cu *cu) {
     cudaFree(cu->blas_ws);
     hl_cu_dealloc(cu->wh);
     hl_cu_dealloc(cu->xh);
+    hl_cu_dealloc(cu->q8);
+    hl_cu_dealloc(cu->q8ds);
     if (cu->stream) cudaStreamDestroy(cu->stream);
     cudaGetLastError();
     free(cu);
@@ -240,6 +242,16 @@ extern "C" int hl_cu_reserve(hl_cu *cu, size_t max_weights, int max_tok, int max
         cu->xh_elems = 0;
         if (!(cu->xh = (__half *)hl_cu_alloc(cu, xh * sizeof(__half), e))) return -1;
         cu->xh_elems = xh;
+    }
+    size_t q8 = 8 * (size_t)max_in;
+    if (q8 > cu->q8_elems) {
+        hl_cu_dealloc(cu->q8);
+        hl_cu_dealloc(cu->q8ds);
+        cu->q8 = NULL, cu->q8ds = NULL, cu->q8_elems = 0;
+        if (!(cu->q8 = (int8_t *)hl_cu_alloc(cu, q8, e)) ||
+            !(cu->q8ds = (float *)hl_cu_alloc(cu, q8 / 32 * 2 * sizeof(float), e)))
+            return -1;
+        cu->q8_elems = q8;
     }
     return 0;
 }
