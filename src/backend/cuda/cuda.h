@@ -25,8 +25,11 @@
  * on the tensor cores with f32 accumulation (prefill, large batches).
  * Every weight type of quant.h runs on both paths.
  *
- * In a build without CUDA (the default `make`), hl_cu_device_count returns
- * 0 and every other entry point fails with "built without CUDA".
+ * Only the CUDA build (`make cuda`) compiles this backend; the engine's
+ * model_cuda.c is the one caller, and without CUDA it reports "built
+ * without CUDA" itself. Strides: x rows (ldx) are 16-byte aligned with
+ * ldx % 4 == 0, and % 32 == 0 for int8 activations; rows given to the
+ * int8 producers are multiples of 32 long.
  */
 #ifndef HL_CUDA_H
 #define HL_CUDA_H
@@ -97,12 +100,13 @@ uint64_t hl_cu_allocated(void);
 
 /* Scratch for the cuBLAS path: an f16 copy of the largest matrix
  * (max_weights elements) and of up to max_tok x max_in activations; and
- * for int8 activations of up to 8 x max_in. */
+ * for int8 activations of up to 8 rows of max_in (max_in: the largest
+ * ldx a matmul will be given). */
 int hl_cu_reserve(hl_cu *cu, size_t max_weights, int max_tok, int max_in, hl_err *e);
 
 /* Graphs: everything launched between begin and end is recorded instead of
- * run; hl_cu_graph_launch replays it. A graph handle is owned by the
- * executor and freed with it (or by hl_cu_graph_free). */
+ * run; hl_cu_graph_launch replays it. The caller owns a graph and frees it
+ * with hl_cu_graph_free (before the executor). */
 typedef struct hl_cu_graph hl_cu_graph;
 int hl_cu_graph_begin(hl_cu *cu, hl_err *e);
 int hl_cu_graph_end(hl_cu *cu, hl_cu_graph **out, hl_err *e);

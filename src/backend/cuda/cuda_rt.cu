@@ -195,7 +195,10 @@ extern "C" void hl_cu_host_free(void *p) {
 }
 
 extern "C" int hl_cu_upload(hl_cu *cu, void *dev, const void *host, size_t bytes, hl_err *e) {
+    /* cudaMemcpy from pageable memory may return before the copy lands, and
+     * executors' streams do not wait for the default stream: synchronize */
     cudaError_t rc = cudaMemcpy(dev, host, bytes, cudaMemcpyHostToDevice);
+    if (rc == cudaSuccess) rc = cudaDeviceSynchronize();
     if (rc != cudaSuccess) {
         cudaGetLastError();
         (void)cu;
