@@ -21,8 +21,11 @@ static void usage(void) {
     fprintf(stderr,
             "usage: heylookllm eval --model NAME|PATH (--prompts FILE | --prompt-tokens FILE)\n"
             "                       [--n-predict N] [--logits-out FILE] [--kv-type f16|f32] [-t THREADS]\n"
+            "                       [--backend auto|cpu|cuda]\n"
             "  --prompts FILE        one prompt per line; \\n \\t \\\\ escapes\n"
-            "  --prompt-tokens FILE  one prompt per line as space-separated token ids\n");
+            "  --prompt-tokens FILE  one prompt per line as space-separated token ids\n"
+            "  --backend B           where the model runs (default: $HL_BACKEND, else auto = CUDA when\n"
+            "                        built with it and a GPU can run the model, else the CPU)\n");
 }
 
 /* Undoes the escapes of one prompt line in place; returns its length. */
@@ -77,7 +80,8 @@ static step rank2(const float *x, int n) {
 int cmd_eval(int argc, char **argv) {
     const char *model_arg = NULL, *prompts = NULL, *token_file = NULL, *logits_out = NULL;
     int n_predict = 32, n_threads = 0;
-    bool kv_f32 = false;
+    bool kv_f32 = false, backend_given = false;
+    hl_model_opts mo = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
@@ -93,6 +97,15 @@ int cmd_eval(int argc, char **argv) {
                 return 2;
             }
             kv_f32 = !strcmp(v, "f32");
+        } else if (!strcmp(a, "--backend") && has) {
+            const char *v = argv[++i];
+            int b = hl_backend_from_name(v);
+            if (b < 0) {
+                fprintf(stderr, "heylookllm eval: --backend is auto, cpu or cuda, not '%s'\n", v);
+                return 2;
+            }
+            mo.backend = (hl_backend)b;
+            backend_given = true;
         }
         else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && has) n_threads = atoi(argv[++i]);
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
@@ -126,7 +139,8 @@ int cmd_eval(int argc, char **argv) {
     size_t line_cap = 0;
     int rc = 1;
     if (!ids || !steps) goto done;
-    if (hl_model_load(&m, path, &e) < 0) {
+    /* without --backend, hl_model_load honours $HL_BACKEND */
+    if ((backend_given ? hl_model_load_opts(&m, path, &mo, &e) : hl_model_load(&m, path, &e)) < 0) {
         fprintf(stderr, "heylookllm eval: %s\n", e.msg);
         goto done;
     }

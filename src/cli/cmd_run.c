@@ -26,6 +26,8 @@ static void usage(void) {
             "  --stop TEXT           stop string (repeatable)\n"
             "  -c, --ctx-size N      context size (default 4096 or the model's, if smaller)\n"
             "  -t, --threads N       threads (default: all CPUs)\n"
+            "  --backend B           auto, cpu or cuda (default: $HL_BACKEND, else auto = CUDA when built\n"
+            "                        with it and a GPU can run the model, else the CPU)\n"
             "  --no-special          treat special-token text in the prompt as plain text\n");
 }
 
@@ -44,6 +46,8 @@ int cmd_run(int argc, char **argv) {
     const char *stops[HL_STOP_MAX];
     size_t stop_lens[HL_STOP_MAX];
     int n_stops = 0;
+    hl_model_opts mo = {0};
+    bool backend_given = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
@@ -67,7 +71,15 @@ int cmd_run(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) sp.seed = strtoull(v, NULL, 10);
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) n_threads = atoi(v);
         else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) n_ctx = atoi(v);
-        else if (!strcmp(a, "--stop")) {
+        else if (!strcmp(a, "--backend")) {
+            int b = hl_backend_from_name(v);
+            if (b < 0) {
+                fprintf(stderr, "heylookllm run: --backend is auto, cpu or cuda, not '%s'\n", v);
+                return 2;
+            }
+            mo.backend = (hl_backend)b;
+            backend_given = true;
+        } else if (!strcmp(a, "--stop")) {
             if (n_stops == HL_STOP_MAX) {
                 fprintf(stderr, "heylookllm run: at most %d stop strings\n", HL_STOP_MAX);
                 return 2;
@@ -101,7 +113,8 @@ int cmd_run(int argc, char **argv) {
     int32_t *ids = NULL;
     int rc = 1;
     double t0 = hl_now_s();
-    if (hl_model_load(&m, path, &e) < 0) goto fail;
+    /* without --backend, hl_model_load honours $HL_BACKEND */
+    if ((backend_given ? hl_model_load_opts(&m, path, &mo, &e) : hl_model_load(&m, path, &e)) < 0) goto fail;
     const hl_hparams *hp = hl_model_hparams(m);
     const hl_tokenizer *tok = hl_model_tokenizer(m);
     hl_ctx_params cp = {.n_ctx = n_ctx, .n_seq = 1, .n_threads = n_threads, .n_logits = 1};
@@ -184,10 +197,10 @@ int cmd_run(int argc, char **argv) {
     double t_gen = hl_now_s() - t2;
     printf("\n");
     fprintf(stderr,
-            "\n[%s]\nload %.2f s | prompt %lld tokens, %.1f tok/s | generation %d tokens, %.1f tok/s | "
+            "\n[%s]\nload %.2f s on %s | prompt %lld tokens, %.1f tok/s | generation %d tokens, %.1f tok/s | "
             "stop: %s\n",
-            hl_model_desc(m), t_load, (long long)n_prompt, n_prompt / (t_prompt > 0 ? t_prompt : 1e-9),
-            n_gen, n_gen / (t_gen > 0 ? t_gen : 1e-9), why);
+            hl_model_desc(m), t_load, hl_backend_name(hl_model_backend(m)), (long long)n_prompt,
+            n_prompt / (t_prompt > 0 ? t_prompt : 1e-9), n_gen, n_gen / (t_gen > 0 ? t_gen : 1e-9), why);
     rc = 0;
 fail:
     if (rc) fprintf(stderr, "heylookllm run: %s\n", e.msg);

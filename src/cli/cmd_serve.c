@@ -52,10 +52,11 @@ static void usage(void) {
             "  --generation-lock     each model serves one request at a time\n"
             "  --max-unsent BYTES    generated text a slow streaming client may leave unread before its\n"
             "                        sequence pauses (default 256K)\n"
-            "  --max-unsent BYTES    generated text a slow streaming client may leave unread before its\n"
-            "                        sequence pauses (default 256K)\n"
             "  -c, --ctx-size N      context per sequence (default 4096 or the model's, if smaller)\n"
             "  -t, --threads N       compute threads per model (default: all CPUs)\n"
+            "  --backend B           auto, cpu or cuda: where the --model models run (default: $HL_BACKEND,\n"
+            "                        else auto = CUDA when built with it and a GPU can run the model, else\n"
+            "                        the CPU); a models.yaml entry has its own 'backend' key\n"
             "  --http-threads N      HTTP threads (default 4)\n"
             "  --max-loaded N        models kept loaded at once (default: all the --model ones)\n"
             "  --memory-budget MIB   memory for loaded models' weights and KV caches (default: 90%% of\n"
@@ -85,8 +86,11 @@ static const char *unsupported(const hl_model_config *m) {
     if (m->set & (HL_CFG_DRAFT_MODEL_PATH | HL_CFG_NUM_DRAFT_TOKENS))
         return "speculative decoding (draft_model_path, num_draft_tokens)";
     if (m->vision || (m->set & HL_CFG_MMPROJ_PATH)) return "vision (vision, mmproj_path)";
-    if (m->backend && !strcmp(m->backend, "cuda")) return "the CUDA backend (backend: cuda)";
-    if ((m->set & HL_CFG_N_GPU_LAYERS) && m->n_gpu_layers != 0) return "GPU offload (n_gpu_layers)";
+    /* n_gpu_layers (the reference's key): -1 (all) and 0 (none) map onto the backend */
+    if ((m->set & HL_CFG_N_GPU_LAYERS) && m->n_gpu_layers > 0)
+        return "offloading only some layers to the GPU (n_gpu_layers; use -1 for all, 0 for none)";
+    if ((m->set & HL_CFG_N_GPU_LAYERS) && m->n_gpu_layers == 0 && !strcmp(m->backend, "cuda"))
+        return "the CUDA backend with no layers on the GPU (backend: cuda with n_gpu_layers: 0)";
     if (!m->use_mmap) return "loading without mmap (use_mmap: false)";
     if (m->use_mlock) return "locking weights in memory (use_mlock)";
     if ((m->set & HL_CFG_CHAT_FORMAT) && strcmp(m->chat_format, "jinja"))
@@ -94,12 +98,22 @@ static const char *unsupported(const hl_model_config *m) {
     return NULL;
 }
 
+/* The backend of a models.yaml entry: its 'backend' key, except that
+ * n_gpu_layers: 0 keeps an auto model on the CPU. */
+static hl_backend config_backend(const hl_model_config *m) {
+    int b = hl_backend_from_name(m->backend); /* the loader admits only valid names */
+    if (b < 0) b = HL_BACKEND_AUTO;
+    if (b == HL_BACKEND_AUTO && (m->set & HL_CFG_N_GPU_LAYERS) && m->n_gpu_layers == 0) b = HL_BACKEND_CPU;
+    return (hl_backend)b;
+}
+
 /* A models.yaml entry as the router wants it; CLI options give defaults
- * for the engine keys the entry leaves unset. */
+ * for the engine keys the entry leaves unset (--backend is not one: the
+ * entry's own backend key, default auto, applies). */
 static hl_router_model from_config(const hl_model_config *m, const hl_sched_params *cli) {
     hl_router_model r = {.id = m->id, .path = m->model_path, .template_file = m->chat_format_template,
                          .pinned = m->pinned, .idle_unload_s = m->idle_unload_s, .sched = *cli,
-                         .unsupported = unsupported(m)};
+                         .backend = config_backend(m), .device = m->device, .unsupported = unsupported(m)};
     if (m->parallel) r.sched.n_seq = m->parallel;
     if (m->n_ctx) r.sched.n_ctx = m->n_ctx;
     if (m->n_threads) r.sched.n_threads = m->n_threads;
@@ -144,6 +158,8 @@ int cmd_serve(int argc, char **argv) {
     int grace_s = 10;
     long budget_mib = 0;
     const char *config_path = NULL, *model_id_arg = NULL;
+    const char *backend_arg = getenv("HL_BACKEND"), *backend_from = "HL_BACKEND";
+    if (backend_arg && !*backend_arg) backend_arg = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -188,6 +204,7 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--grace")) grace_s = atoi(v);
         else if (!strcmp(a, "--config")) config_path = v;
         else if (!strcmp(a, "--model-id")) model_id_arg = v;
+        else if (!strcmp(a, "--backend")) backend_arg = v, backend_from = "--backend";
         else {
             fprintf(stderr, "heylookllm serve: unknown option '%s'\n", a);
             usage();
@@ -201,6 +218,11 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "heylookllm serve: a numeric option is out of range (see --help)\n");
         return 2;
     }
+    int backend = backend_arg ? hl_backend_from_name(backend_arg) : HL_BACKEND_AUTO;
+    if (backend < 0) {
+        fprintf(stderr, "heylookllm serve: %s is auto, cpu or cuda, not '%s'\n", backend_from, backend_arg);
+        return 2;
+    }
     hl_err e = {0};
     hl_router_model rm[MAX_MODELS];
     hl_config *cfg = NULL;
@@ -208,6 +230,11 @@ int cmd_serve(int argc, char **argv) {
     if (!config_path && !n_models) config_path = hl_config_default_path(cfg_buf, sizeof cfg_buf);
     if (config_path && n_models) {
         fprintf(stderr, "heylookllm serve: give models with --config or with --model, not both\n");
+        return 2;
+    }
+    if (config_path && !strcmp(backend_from, "--backend")) {
+        fprintf(stderr, "heylookllm serve: --backend applies to --model models; with %s, set 'backend:' "
+                        "(auto, cpu or cuda) in each model's config\n", config_path);
         return 2;
     }
     const char *default_id = NULL;
@@ -243,7 +270,8 @@ int cmd_serve(int argc, char **argv) {
                 return 2;
             }
         rm[n_rm++] = (hl_router_model){.id = models[i].id, .path = models[i].path,
-                                       .template_file = models[i].template_file, .sched = sp};
+                                       .template_file = models[i].template_file, .sched = sp,
+                                       .backend = (hl_backend)backend};
     }
     if (!default_id) default_id = rm[0].id;
     if (model_id_arg) {

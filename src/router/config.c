@@ -407,7 +407,8 @@ static const key_def CONFIG_KEYS[] = {
     {"chat_format", K_STR, MOD(chat_format), HL_CFG_CHAT_FORMAT, 0, 0, false, NULL},
     {"chat_format_template", K_PATH, MOD(chat_format_template), 0, 0, 0, false, NULL},
     {"parallel", K_INT, MOD(parallel), 0, 1, 64, false, NULL},
-    {"backend", K_ENUM, MOD(backend), 0, 0, 0, false, "cpu|cuda"},
+    {"backend", K_ENUM, MOD(backend), 0, 0, 0, false, "auto|cpu|cuda"},
+    {"device", K_INT, MOD(device), 0, 0, INT_MAX, false, NULL},
     {"pinned", K_BOOL, MOD(pinned), 0, 0, 0, false, NULL},
     {"idle_unload_s", K_INT, MOD(idle_unload_s), 0, 0, INT_MAX, false, NULL},
 };
@@ -424,6 +425,12 @@ static const level TOP_LEVEL = {"at the top level", TOP_KEYS, N_OF(TOP_KEYS)};
 static const level MODEL_LEVEL = {"in a model entry, beside 'config:'", MODEL_KEYS,
                                   N_OF(MODEL_KEYS)};
 static const level CONFIG_LEVEL = {"under a model's 'config:'", CONFIG_KEYS, N_OF(CONFIG_KEYS)};
+
+/* load_map remembers where each key of a level was given. */
+#define MAX_LEVEL_KEYS 48
+_Static_assert(N_OF(CONFIG_KEYS) <= MAX_LEVEL_KEYS && N_OF(MODEL_KEYS) <= MAX_LEVEL_KEYS &&
+                   N_OF(TOP_KEYS) <= MAX_LEVEL_KEYS,
+               "raise MAX_LEVEL_KEYS");
 
 static const key_def *find_key(const level *lv, const char *name) {
     for (int i = 0; i < lv->n; i++)
@@ -727,7 +734,7 @@ static int unknown_key(walk *w, const level *lv, const node *k) {
 
 /* Applies every pair of a mapping: unknown and repeated keys are errors. */
 static int load_map(walk *w, const node *map, const level *lv, void *base, uint32_t *set) {
-    int seen[32] = {0}; /* line of each key of the level, once given */
+    int seen[MAX_LEVEL_KEYS] = {0}; /* line of each key of the level, once given */
     for (int i = 0; i < map->nk / 2; i++) {
         const node *k = map->kid[2 * i], *v = map->kid[2 * i + 1];
         if (k->kind != N_SCALAR)
@@ -796,7 +803,7 @@ static int load_model(walk *w, const node *x, int idx, hl_model_config *m) {
                     "model '%s' has no 'model_path': add `config: {model_path: FILE.gguf}`",
                     show(m->id, strlen(m->id), t));
     if (set_default(w, &m->provider, "gguf") < 0 ||
-        set_default(w, &m->cache_type, "standard") < 0 || set_default(w, &m->backend, "cpu") < 0)
+        set_default(w, &m->cache_type, "standard") < 0 || set_default(w, &m->backend, "auto") < 0)
         return -1;
     for (int j = 0; j < idx; j++)
         if (!strcmp(w->c->models[j].id, m->id))

@@ -99,7 +99,10 @@ typedef struct hl_model_config {
     int n_threads;            /* 0..4096; 0 = all CPUs */
     int n_gpu_layers;         /* reference key; >= -1, default -1 = all */
     int parallel;             /* sequences at once, 1..64; 0 (not given) = 4 */
-    char *backend;            /* "cpu" (default) or "cuda"; never NULL */
+    char *backend;            /* "auto" (default: CUDA when this build has it, a GPU is present
+                                 and the model's weight types run there; else the CPU), "cpu" or
+                                 "cuda" (fails to load when CUDA cannot be had); never NULL */
+    int device;               /* CUDA device index, >= 0; default 0 */
     bool use_mmap;            /* default true */
     bool use_mlock;           /* default false */
     bool use_generation_lock; /* default false */

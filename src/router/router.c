@@ -20,6 +20,7 @@ typedef struct entry {
     hl_router_model cfg; /* strings owned (copied) */
     char *tmpl;          /* template text read at load */
     hl_model_status status;
+    hl_backend backend;  /* the loaded model's; the configured one while unloaded */
     bool want_load;      /* queued for the loader */
     hl_model *model;
     hl_sched *sched;
@@ -105,6 +106,7 @@ static void unload_locked(hl_router *r, entry *x, const char *why) {
     x->sched = NULL;
     x->model = NULL;
     x->status = HL_STATUS_UNLOADED;
+    x->backend = x->cfg.backend;
     x->bytes = 0;
     pthread_mutex_unlock(&r->mu);
     fprintf(stderr, "heylookllm: unloading %s (%s)\n", x->cfg.id, why);
@@ -173,6 +175,10 @@ static void load_locked(hl_router *r, entry *x) {
     }
     hl_ctx_params cp = {.n_ctx = x->cfg.sched.n_ctx, .n_seq = x->cfg.sched.n_seq ? x->cfg.sched.n_seq : 4,
                         .n_threads = x->cfg.sched.n_threads, .n_batch = x->cfg.sched.n_batch};
+    /* The estimate counts weights and KV cache as host memory. A model that
+     * ends up on CUDA holds little of it in RAM (the file's pages are read
+     * once, on upload), so for it this is conservative; it is still what
+     * admission and eviction use, as the backend is known only after load. */
     uint64_t est = 0;
     pthread_mutex_unlock(&r->mu);
     int rc = hl_model_estimate(x->cfg.path, &cp, &est, &e);
@@ -209,8 +215,8 @@ static void load_locked(hl_router *r, entry *x) {
     }
     pthread_mutex_unlock(&r->mu);
     double t0 = hl_now_s();
-    fprintf(stderr, "heylookllm: loading %s from %s (about %.0f MiB with its KV cache)\n", x->cfg.id, x->cfg.path,
-            est / 1048576.0);
+    fprintf(stderr, "heylookllm: loading %s from %s (backend %s; about %.0f MiB with its KV cache)\n", x->cfg.id,
+            x->cfg.path, hl_backend_name(x->cfg.backend), est / 1048576.0);
     hl_model *m = NULL;
     hl_sched *s = NULL;
     char *tmpl = NULL;
@@ -221,8 +227,9 @@ static void load_locked(hl_router *r, entry *x) {
     if (x->cfg.template_file && !(tmpl = read_file(x->cfg.template_file, &e))) goto done;
     sp.chat_template = tmpl;
     progress pr = {.id = x->cfg.id, .t0 = t0, .last = t0};
-    if (hl_model_load_progress(&m, x->cfg.path, on_progress, &pr, &e) < 0 || hl_sched_new(&s, m, &sp, &e) < 0)
-        goto done;
+    hl_model_opts mo = {.backend = x->cfg.backend, .device = x->cfg.device, .progress = on_progress,
+                        .progress_arg = &pr};
+    if (hl_model_load_opts(&m, x->cfg.path, &mo, &e) < 0 || hl_sched_new(&s, m, &sp, &e) < 0) goto done;
     rc = 0;
 done:
     free(tmpl);
@@ -236,14 +243,16 @@ done:
     }
     x->model = m;
     x->sched = s;
+    x->backend = hl_model_backend(m);
     x->bytes = hl_model_weight_bytes(m) + hl_sched_ctx_bytes(s);
     x->status = HL_STATUS_LOADED;
     x->load_s = dt;
     x->loads++;
     x->last_used = hl_now_s();
     const hl_sched_params *p = hl_sched_params_get(s);
-    fprintf(stderr, "heylookllm: %s ready in %.2f s: %s; %d sequences x %d tokens; %.0f MiB; chat template: %s\n",
-            x->cfg.id, dt, hl_model_desc(m), p->n_seq, p->n_ctx, x->bytes / 1048576.0, hl_sched_template_origin(s));
+    fprintf(stderr, "heylookllm: %s ready in %.2f s on %s: %s; %d sequences x %d tokens; %.0f MiB; chat template: %s\n",
+            x->cfg.id, dt, hl_backend_name(x->backend), hl_model_desc(m), p->n_seq, p->n_ctx, x->bytes / 1048576.0,
+            hl_sched_template_origin(s));
     wake(take_waiters(x));
 }
 
@@ -299,6 +308,7 @@ int hl_router_new(hl_router **out, const hl_router_model *models, int n, const h
         x->cfg.path = dup_or_null(models[i].path);
         x->cfg.template_file = dup_or_null(models[i].template_file);
         x->cfg.unsupported = dup_or_null(models[i].unsupported);
+        x->backend = x->cfg.backend;
         x->load_s = -1;
         hl_stats_init(&x->stats);
         struct stat st;
@@ -446,7 +456,8 @@ void hl_router_info_at(hl_router *r, int i, hl_router_info *out) {
     *out = (hl_router_info){.id = x->cfg.id, .status = x->status, .in_flight = x->in_flight,
                             .pinned = x->cfg.pinned, .bytes = x->status == HL_STATUS_LOADED ? x->bytes : x->estimate,
                             .load_s = x->load_s, .created = x->created, .hits = x->hits, .misses = x->misses,
-                            .evictions = x->evictions, .loads = x->loads};
+                            .evictions = x->evictions, .loads = x->loads, .backend = x->backend,
+                            .backend_configured = x->cfg.backend, .device = x->cfg.device};
     snprintf(out->error, sizeof out->error, "%s", x->error);
     const hl_sched_params *sp = x->sched ? hl_sched_params_get(x->sched) : &x->cfg.sched;
     out->n_seq = sp->n_seq ? sp->n_seq : 4;

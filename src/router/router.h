@@ -11,7 +11,8 @@
  * released when the request has ended; a model with requests in flight or
  * `pinned` is never evicted. Loads run one at a time on the loader thread:
  * first idle models are evicted, least recently used first, until the new
- * model fits both limits (memory is freed *before* the new model loads); if
+ * model fits both limits (memory is freed *before* the new model loads; the
+ * budget counts weights and KV cache wherever the backend keeps them); if
  * it cannot fit because the others are busy or pinned, its waiters get
  * HL_ROUTER_NO_ROOM. Requests for a model that is loading wait for that
  * load: acquire returns 1 and calls the waiter's fn once the load has ended
@@ -28,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../engine/model.h"
 #include "../sched/sched.h"
 #include "../util/err.h"
 
@@ -55,6 +57,8 @@ typedef struct hl_router_model {
     const char *path;            /* GGUF file */
     const char *template_file;   /* NULL = the model's own chat template */
     hl_sched_params sched;       /* n_seq, n_ctx, n_threads, ... (chat_template, name: set by the router) */
+    hl_backend backend;          /* where it runs (AUTO: CUDA when the engine can, else the CPU) */
+    int device;                  /* CUDA device index */
     bool pinned;
     int idle_unload_s;           /* 0 = never */
     const char *unsupported;     /* non-NULL: a configured feature not built yet; loading fails
@@ -110,6 +114,9 @@ typedef struct hl_router_info {
     char error[HL_ERR_MSG_MAX];  /* the last load error, "" if none */
     uint64_t hits, misses, evictions, loads;
     int n_seq, n_ctx, max_queue; /* the scheduler's settings (n_ctx 0 until first loaded) */
+    hl_backend backend;          /* the loaded model's (CPU or CUDA), else the configured one */
+    hl_backend backend_configured;
+    int device;                  /* the configured CUDA device index */
 } hl_router_info;
 
 int hl_router_count(const hl_router *r);

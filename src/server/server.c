@@ -34,6 +34,7 @@
 
 #include "../api/api.h"
 #include "../backend/cpu/kernels.h"
+#include "../engine/model.h"
 #include "../util/pool.h"
 #include "../util/version.h"
 #include "../util/clock.h"
@@ -245,6 +246,41 @@ static void put_view(hl_buf *b, const hl_stats_view *v) {
     put_ms(b, "queue_wait_p95_ms", v->queue_p95);
 }
 
+/* The GPUs the CUDA backend sees, as a JSON array (empty without CUDA or
+ * without a GPU); memory figures are the driver's, read now. `full` adds
+ * what does not change (compute capability, multiprocessors, bandwidth). */
+static void put_gpus(hl_buf *b, int n_gpus, bool full) {
+    hl_buf_putc(b, '[');
+    int k = 0;
+    for (int i = 0; i < n_gpus; i++) {
+        hl_gpu_desc g;
+        if (hl_gpu_info(i, &g) < 0) continue;
+        if (k++) hl_buf_putc(b, ',');
+        hl_buf_printf(b, "{\"index\":%d,\"name\":", i);
+        hl_buf_json_str(b, g.name, strnlen(g.name, sizeof g.name));
+        if (full)
+            hl_buf_printf(b, ",\"compute_capability\":\"%d.%d\",\"multiprocessors\":%d,\"bandwidth_bytes_per_s\":%.0f",
+                          g.cc_major, g.cc_minor, g.n_sm, g.bandwidth);
+        hl_buf_printf(b,
+                      ",\"memory_total_bytes\":%llu,\"memory_free_bytes\":%llu,\"memory_used_by_heylook_bytes\":%llu}",
+                      (unsigned long long)g.mem_total, (unsigned long long)g.mem_free,
+                      (unsigned long long)g.mem_used_by_us);
+    }
+    hl_buf_putc(b, ']');
+}
+
+/* A model's backend fields: where it runs when loaded, else where it is
+ * configured to ("auto" resolves to "cpu" when no GPU is seen, as the
+ * engine would); the configured one; the CUDA device (null on the CPU). */
+static void put_backend(hl_buf *b, const hl_router_info *in, int n_gpus) {
+    hl_backend now = in->backend;
+    if (now == HL_BACKEND_AUTO && n_gpus == 0) now = HL_BACKEND_CPU;
+    hl_buf_printf(b, ",\"backend\":\"%s\",\"backend_configured\":\"%s\",\"device\":", hl_backend_name(now),
+                  hl_backend_name(in->backend_configured));
+    if (now == HL_BACKEND_CPU) hl_buf_puts(b, "null");
+    else hl_buf_printf(b, "%d", in->device);
+}
+
 /* GET /v1/performance: real counters, per model and overall. Token rates
  * are tokens per second of forward-pass time; percentiles cover each
  * model's last HL_STATS_WINDOW requests. */
@@ -255,7 +291,7 @@ static enum MHD_Result serve_performance(req *r) {
     if (!all) return fail(r, 500, "server_error", NULL, NULL, "out of memory");
     hl_buf b = {0};
     uint64_t hits = 0, misses = 0, evictions = 0, loads = 0;
-    int loaded = 0;
+    int loaded = 0, n_gpus = hl_gpu_count();
     hl_buf_printf(&b, "{\"object\":\"performance\",\"uptime_s\":%.1f,\"models\":[", hl_now_s() - s->t_start);
     for (int i = 0; i < n; i++) {
         hl_router_info in;
@@ -268,6 +304,7 @@ static enum MHD_Result serve_performance(req *r) {
         if (i) hl_buf_putc(&b, ',');
         hl_buf_puts(&b, "{\"id\":");
         hl_buf_json_str(&b, in.id, strlen(in.id));
+        put_backend(&b, &in, n_gpus);
         hl_buf_printf(&b, ",\"status\":\"%s\",\"in_flight\":%d,\"memory_bytes\":%llu,", status_name(in.status),
                       in.in_flight, (unsigned long long)(in.status == HL_STATUS_LOADED ? in.bytes : 0));
         put_view(&b, &v);
@@ -285,11 +322,13 @@ static enum MHD_Result serve_performance(req *r) {
     hl_buf_printf(&b,
                   "},\"router\":{\"hits\":%llu,\"misses\":%llu,\"evictions\":%llu,\"loads\":%llu,"
                   "\"loaded_models\":%d,\"max_loaded_models\":%d,\"memory_used_bytes\":%llu,"
-                  "\"memory_budget_bytes\":%llu},\"http\":{\"active_requests\":%d}}",
+                  "\"memory_budget_bytes\":%llu},\"http\":{\"active_requests\":%d},\"gpus\":",
                   (unsigned long long)hits, (unsigned long long)misses, (unsigned long long)evictions,
                   (unsigned long long)loads, loaded, hl_router_max_loaded(s->router),
                   (unsigned long long)hl_router_used(s->router), (unsigned long long)hl_router_budget(s->router),
                   atomic_load(&s->active));
+    put_gpus(&b, n_gpus, false);
+    hl_buf_putc(&b, '}');
     return queue_json(r, 200, &b);
 }
 
@@ -297,11 +336,14 @@ static enum MHD_Result serve_performance(req *r) {
 static enum MHD_Result serve_capabilities(req *r) {
     hl_server *s = r->srv;
     const hl_kernels *k = hl_kernels_best();
+    int n_gpus = hl_gpu_count();
     hl_buf b = {0};
     hl_buf_printf(&b,
                   "{\"object\":\"capabilities\",\"name\":\"heylookllm\",\"version\":\"%s\","
-                  "\"backends\":[\"cpu\"],\"cpu\":{\"kernels\":\"%s\",\"threads\":%d},\"gpus\":[],",
-                  HL_VERSION, k->name, hl_cpu_count());
+                  "\"backends\":[\"cpu\"%s],\"cpu\":{\"kernels\":\"%s\",\"threads\":%d},\"gpus\":",
+                  HL_VERSION, n_gpus > 0 ? ",\"cuda\"" : "", k->name, hl_cpu_count());
+    put_gpus(&b, n_gpus, true);
+    hl_buf_putc(&b, ',');
     hl_buf_puts(&b,
                 "\"endpoints\":[{\"path\":\"/v1/chat/completions\",\"method\":\"POST\",\"stream\":true},"
                 "{\"path\":\"/v1/completions\",\"method\":\"POST\",\"stream\":true},"
@@ -325,6 +367,7 @@ static enum MHD_Result serve_capabilities(req *r) {
         if (i) hl_buf_putc(&b, ',');
         hl_buf_puts(&b, "{\"id\":");
         hl_buf_json_str(&b, in.id, strlen(in.id));
+        put_backend(&b, &in, n_gpus);
         hl_buf_printf(&b, ",\"status\":\"%s\",\"pinned\":%s,\"parallel\":%d,\"context\":%d,\"queue\":%d}",
                       status_name(in.status), in.pinned ? "true" : "false", in.n_seq, in.n_ctx, in.max_queue);
     }

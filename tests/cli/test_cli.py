@@ -175,6 +175,54 @@ def test_prompt_longer_than_one_batch(tmp):
     assert "generation 4 tokens" in r.stderr, r.stderr
 
 
+# A build without CUDA carries the engine's "built without CUDA" sentence; a CUDA build does not.
+WITHOUT_CUDA = os.path.exists(BIN) and b"built without CUDA (build it with `make cuda`)" in Path(BIN).read_bytes()
+
+
+def check_cuda_refused(r):
+    """How `--backend cuda` fails where it cannot be had: exit 1 and the reason."""
+    assert r.returncode == 1, r.stderr
+    if WITHOUT_CUDA:
+        assert "CUDA backend cannot run" in r.stderr and "built without CUDA" in r.stderr, r.stderr
+        assert "make cuda" in r.stderr, r.stderr
+    else:
+        assert "CUDA" in r.stderr, r.stderr
+
+
+def test_run_backend_option(tmp):
+    m = synth(tmp)
+    args = ("run", "--model", m, "--prompt", "abc", "-n", 4, "--temp", 0)
+    r = hl(*args, "--backend", "cpu", check=True)
+    assert "load" in r.stderr and " on cpu | prompt" in r.stderr and "generation 4 tokens" in r.stderr, r.stderr
+    if WITHOUT_CUDA:  # auto is the CPU here
+        assert " on cpu | " in hl(*args, check=True).stderr
+        check_cuda_refused(hl(*args, "--backend", "cuda"))
+        env = {**os.environ, "HL_BACKEND": "cuda"}  # the variable applies without --backend ...
+        check_cuda_refused(subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, env=env))
+        # ... and --backend wins over it
+        r = subprocess.run([BIN, *map(str, args), "--backend", "CPU"], capture_output=True, text=True, env=env)
+        assert r.returncode == 0 and " on cpu | " in r.stderr, r.stderr
+    for bad in ("bogus", "gpu", ""):
+        r = hl(*args, "--backend", bad)
+        assert r.returncode == 2 and f"--backend is auto, cpu or cuda, not '{bad}'" in r.stderr, r.stderr
+    assert "--backend" in hl("run", "--help").stderr
+
+
+def test_eval_backend_option(tmp):
+    m = synth(tmp)
+    f = tmp / "prompts.txt"
+    f.write_text("Once upon a time\n")
+    args = ("eval", "--model", m, "--prompts", f, "--n-predict", 2)
+    cpu = hl(*args, "--backend", "cpu", check=True)
+    assert cpu.stdout.count("\n") == 1 and '"greedy": [' in cpu.stdout
+    if WITHOUT_CUDA:
+        assert hl(*args, check=True).stdout == cpu.stdout  # auto: the same CPU run
+        check_cuda_refused(hl(*args, "--backend", "cuda"))
+    r = hl(*args, "--backend", "metal")
+    assert r.returncode == 2 and "--backend is auto, cpu or cuda, not 'metal'" in r.stderr, r.stderr
+    assert "--backend" in hl("eval", "--help").stderr
+
+
 def test_bench_csv_rows_and_bandwidth(tmp):
     m = synth(tmp, "llama", "Q4_0")
     r = hl("bench", "--model", m, "-p", 16, "-n", 8, "-r", 2, "-t", 2, "--csv", check=True, timeout=300)

@@ -158,7 +158,7 @@ def test_overrides_apply_to_every_model(folder, tmp_path):
     ("temperature=hot", "'temperature' in --override must be a number, got the string \"hot\""),
     ("top_p=0", "'top_p' in --override is 0: it must be greater than 0 and at most 1"),
     ("kv_bits=3", "it must be one of 4, 8"),
-    ("backend=gpu", "one of cpu, cuda"),
+    ("backend=gpu", "one of auto, cpu, cuda"),
     ("parallel=", "needs a value"),
     ("n_ctx", "--override takes KEY=VALUE"),
     ("model_path=x.gguf", "each model's path comes from the scan"),

@@ -94,6 +94,7 @@ TEST(config_full_file) {
                        "      chat_format_template: ../templates/qwen.jinja\n"
                        "      parallel: 8\n"
                        "      backend: cuda\n"
+                       "      device: 1\n"
                        "      pinned: true\n"
                        "      idle_unload_s: 600\n"
                        "  - id: small\n"
@@ -138,7 +139,7 @@ TEST(config_full_file) {
     CHECK(!strcmp(m->chat_format, "jinja"));
     CHECK(!strcmp(m->chat_format_template, "/srv/heylook/../templates/qwen.jinja"));
     CHECK_EQ_INT(m->parallel, 8);
-    CHECK(!strcmp(m->backend, "cuda") && m->pinned);
+    CHECK(!strcmp(m->backend, "cuda") && m->device == 1 && m->pinned);
     CHECK_EQ_INT(m->idle_unload_s, 600);
     CHECK_EQ_INT(m->line, 5);
     uint32_t all = HL_CFG_TEMPERATURE | HL_CFG_TOP_P | HL_CFG_TOP_K | HL_CFG_MIN_P |
@@ -151,7 +152,7 @@ TEST(config_full_file) {
     CHECK(hl_config_find(c, "qwen") == m);
     CHECK(hl_config_find(c, "small") == NULL); /* disabled */
     CHECK(hl_config_find(c, "nope") == NULL);
-    CHECK(!c->models[1].enabled && c->models[1].line == 41);
+    CHECK(!c->models[1].enabled && c->models[1].line == 42);
     hl_config_free(c);
 }
 
@@ -161,7 +162,8 @@ TEST(config_defaults) {
     const hl_model_config *m = &c->models[0];
     CHECK(c->default_model == NULL && c->max_loaded_models == 2);
     CHECK(m->enabled && !strcmp(m->provider, "gguf") && !strcmp(m->cache_type, "standard"));
-    CHECK(!strcmp(m->backend, "cpu") && m->use_mmap && !m->use_mlock && !m->pinned);
+    CHECK(!strcmp(m->backend, "auto") && m->device == 0);
+    CHECK(m->use_mmap && !m->use_mlock && !m->pinned);
     CHECK(m->n_gpu_layers == -1 && m->parallel == 0 && m->n_ctx == 0 && m->set == 0);
     CHECK(m->description == NULL && m->n_tags == 0 && m->mmproj_path == NULL &&
           m->chat_format_template == NULL);
@@ -308,7 +310,12 @@ TEST(config_ranges) {
         {"cache_type: quantised",
          "one of standard, rotating, quantized (did you mean 'quantized'?)"},
         {"cache_type: Standard", "did you mean 'standard'"},
-        {"backend: gpu", "one of cpu, cuda"},
+        {"backend: gpu",
+         "'backend' in the config of model 'm' is 'gpu': it must be one of auto, cpu, cuda"},
+        {"backend: CUDA", "did you mean 'cuda'"},
+        {"backend: 1", "one of auto, cpu, cuda"},
+        {"device: -1", "'device' in the config of model 'm' is -1: it must be at least 0"},
+        {"device: cuda0", "'device' in the config of model 'm' must be an integer"},
         {"parallel: 0", "from 1 to 64"},
         {"parallel: 65", "from 1 to 64"},
         {"n_ctx: -1", "at least 0"},
@@ -334,6 +341,26 @@ TEST(config_ranges) {
     c = LOAD_OK(one(
         "temperature: 2, min_p: 1, parallel: 1, repetition_context_size: 1, cache_type: rotating"));
     hl_config_free(c);
+}
+
+TEST(config_backend) {
+    static const char *const names[] = {"auto", "cpu", "cuda"};
+    char extra[64];
+    for (int i = 0; i < 3; i++) {
+        snprintf(extra, sizeof extra, "backend: %s, device: %d", names[i], i);
+        hl_config *c = LOAD_OK(one(extra));
+        if (!c) continue;
+        CHECK(!strcmp(c->models[0].backend, names[i]) && c->models[0].device == i);
+        hl_config_free(c);
+    }
+    /* a null backend is the default */
+    hl_config *c = LOAD_OK(one("backend: ~, device: 7"));
+    if (c) CHECK(!strcmp(c->models[0].backend, "auto") && c->models[0].device == 7);
+    hl_config_free(c);
+    CHECK_ERR(one("backend: cpu, backend: cuda"), "duplicate key 'backend'");
+    CHECK_ERR(one("devcie: 1"), "unknown key 'devcie'", "did you mean 'device'");
+    CHECK_ERR("models:\n- id: a\n  backend: cuda\n  config: {model_path: a}\n",
+              "unknown key 'backend'", "it belongs under a model's 'config:'");
 }
 
 TEST(config_duplicates_and_missing) {
@@ -517,6 +544,10 @@ TEST(config_check_setting) {
     CHECK(hl_config_check_setting("temperature", "0.2", &k, &e) == 0 && k == HL_CFG_VALUE_PLAIN);
     CHECK(hl_config_check_setting("use_mlock", "yes", &k, &e) == 0 && k == HL_CFG_VALUE_PLAIN);
     CHECK(hl_config_check_setting("backend", "cuda", &k, &e) == 0 && k == HL_CFG_VALUE_STRING);
+    CHECK(hl_config_check_setting("backend", "auto", &k, &e) == 0 && k == HL_CFG_VALUE_STRING);
+    CHECK(hl_config_check_setting("device", "2", &k, &e) == 0 && k == HL_CFG_VALUE_PLAIN);
+    CHECK(hl_config_check_setting("backend", "gpu", &k, &e) < 0);
+    CHECK_STR_CONTAINS(e.msg, "one of auto, cpu, cuda");
     CHECK(hl_config_check_setting("chat_format", "no", &k, &e) == 0 && k == HL_CFG_VALUE_STRING);
     CHECK(hl_config_check_setting("draft_model_path", "d.gguf", &k, &e) == 0 &&
           k == HL_CFG_VALUE_PATH);
