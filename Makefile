@@ -73,7 +73,9 @@ $(BUILD)/test_gpu: $(LIBOBJS) $(GTSRCS:%.c=$(BUILD)/%.o)
 # The whole suite: unit tests, the same under ASan+UBSan, a short run of every
 # fuzzer, the command-line, template and server tests (the server tests also
 # against the ASan+UBSan build), then the reference tests against the
-# committed llama.cpp goldens. Installs what is missing first.
+# committed llama.cpp goldens; then, where nvcc exists, the CUDA build and its
+# tests (which skip without a GPU, so the build never rots). Installs what is
+# missing first.
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test:
 	scripts/bootstrap.sh --no-start
@@ -83,6 +85,8 @@ test:
 	.venv/bin/python -m pytest -q tests/cli tests/template tests/server
 	HEYLOOK_BIN=build-asan/heylookllm ASAN_OPTIONS=detect_leaks=1 .venv/bin/python -m pytest -q tests/server
 	scripts/test_ref.sh
+	@if [ -x "$(NVCC)" ]; then $(MAKE) -j$(JOBS) cuda && build-cuda/test_gpu; \
+	 else echo "make test: no nvcc at $(NVCC): the CUDA build is skipped"; fi
 
 unit: $(BUILD)/test_unit $(BUILD)/heylookllm
 	$(BUILD)/test_unit
