@@ -563,9 +563,9 @@ int hl_ctx_argmax(const hl_ctx *c, int i) {
     if (i < 0 || i >= c->n_out) return -1;
     if (c->gpu) return hl_gpu_argmax(c, i);
     const float *l = c->logits + (size_t)i * c->m->hp.n_vocab;
-    int best = 0;
-    for (int k = 1; k < c->m->hp.n_vocab; k++)
-        if (l[k] > l[best]) best = k;
+    int best = -1;
+    for (int k = 0; k < c->m->hp.n_vocab; k++)
+        if (l[k] == l[k] && (best < 0 || l[k] > l[best])) best = k;
     return best;
 }
 void hl_ctx_seq_truncate(hl_ctx *c, int seq, int n_pos) {

@@ -149,8 +149,9 @@ int hl_ctx_prefill(hl_ctx *c, int seq, const int32_t *ids, int n, hl_err *e);
 /* Logits of the i-th token (in batch order) that wanted them; n_vocab floats,
  * valid until the next decode. */
 const float *hl_ctx_logits(const hl_ctx *c, int i);
-/* Index of the largest of those logits (the first on ties). On the GPU it is
- * computed there, so greedy decoding need not copy the logits back. */
+/* Index of the largest of those logits (the first on ties; NaN never wins;
+ * -1 if there is no such row or no number in it). On the GPU it is computed
+ * there, so greedy decoding need not copy the logits back. */
 int hl_ctx_argmax(const hl_ctx *c, int i);
 /* Forgets positions >= n_pos of a sequence (0 frees it). */
 void hl_ctx_seq_truncate(hl_ctx *c, int seq, int n_pos);

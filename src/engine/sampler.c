@@ -498,3 +498,8 @@ int hl_sampler_logprobs(const float *logits, int32_t n_vocab, int32_t token, int
     for (int32_t i = 0; i < k; i++) top[i].logprob = (float)((double)top[i].logprob - lse);
     return k;
 }
+
+bool hl_sampler_plain_greedy(const hl_sampler *s) {
+    return s->p.temperature == 0.0f && s->p.n_logit_bias == 0 && s->p.repetition_penalty == 1.0f &&
+           s->p.presence_penalty == 0.0f && s->p.frequency_penalty == 0.0f;
+}

@@ -48,6 +48,7 @@
 #ifndef HL_SAMPLER_H
 #define HL_SAMPLER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "../util/err.h"
@@ -99,6 +100,10 @@ int hl_sampler_accept_prompt(hl_sampler *s, const int32_t *ids, int32_t n, hl_er
 /* Records one generated token (repetition window and presence/frequency
  * counts). Call it with every token the sequence keeps, sampled or forced. */
 int hl_sampler_accept(hl_sampler *s, int32_t id, hl_err *e);
+/* Whether sampling is plain greedy: temperature 0, no logit bias and no
+ * penalty, so the token is the logits' argmax (lowest id on ties) and a
+ * caller that has that argmax (hl_ctx_argmax) need not read the logits. */
+bool hl_sampler_plain_greedy(const hl_sampler *s);
 
 /* Returns the chosen token id from logits[n_vocab] (not modified), or -1
  * when the logits hold a NaN or +inf, or every token is banned (-inf). Draws exactly

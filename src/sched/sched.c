@@ -76,6 +76,7 @@ struct hl_sched {
     const hl_model *m;
     const hl_tokenizer *tok;
     int n_vocab, n_ctx;
+    bool on_gpu; /* the model runs on the CUDA backend */
     hl_ctx *c;
     hl_template *tmpl;
     const char *tmpl_origin;
@@ -229,12 +230,22 @@ static void slot_flush(slot *sl, hl_buf *out) {
     }
 }
 
-/* Samples the slot's next token from logits and delivers its text. Returns
- * true when the slot goes on (its next token must be decoded). */
-static bool slot_step(hl_sched *s, slot *sl, const float *logits) {
+/* Samples the slot's next token from the li-th logits row of the last
+ * decode and delivers its text. Returns true when the slot goes on (its
+ * next token must be decoded). On the GPU a plain greedy request without
+ * logprobs takes the argmax computed there, and its logits never cross to
+ * the host. */
+static bool slot_step(hl_sched *s, slot *sl, int li) {
     hl_job *j = sl->job;
     hl_err e = {0};
-    int32_t id = hl_sampler_sample(sl->smp, logits, &e);
+    const float *logits = NULL;
+    int32_t id;
+    if (s->on_gpu && !j->logprobs && hl_sampler_plain_greedy(sl->smp)) {
+        id = hl_ctx_argmax(s->c, li);
+    } else {
+        logits = hl_ctx_logits(s->c, li);
+        id = logits ? hl_sampler_sample(sl->smp, logits, &e) : -1;
+    }
     if (id < 0) {
         slot_end(s, sl, HL_FINISH_ERROR, "the model produced invalid logits (NaN or infinity)");
         return false;
@@ -480,7 +491,7 @@ static bool step(hl_sched *s) {
         if (sl->n_fed == sl->job->n_prompt) sl->n_pos = sl->n_fed;
     }
     for (int k = 0, li = 0; k < n; k++)
-        if (s->b_want[k]) slot_step(s, &s->slots[s->b_slot[k]], hl_ctx_logits(s->c, li++));
+        if (s->b_want[k]) slot_step(s, &s->slots[s->b_slot[k]], li++);
     return true;
 }
 
@@ -556,6 +567,7 @@ int hl_sched_new(hl_sched **out, const hl_model *m, const hl_sched_params *p, hl
     s->m = m;
     s->tok = hl_model_tokenizer(m);
     s->n_vocab = hl_model_hparams(m)->n_vocab;
+    s->on_gpu = hl_model_backend(m) == HL_BACKEND_CUDA;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     special_text(s->tok, hl_tokenizer_bos(s->tok), s->bos, sizeof s->bos);

@@ -496,3 +496,35 @@ TEST(invariance_engine_logits_alone_batched_and_chunked) {
         hl_model_free(m);
     }
 }
+
+/* hl_ctx_argmax is the first index of the largest logit of a row, the
+ * token greedy sampling picks; rows past the batch's give -1. */
+TEST(engine_argmax_matches_logits) {
+    hl_err e = {0};
+    const char *path = hl_test_tmp("argmax.gguf");
+    hl_model *m = NULL;
+    hl_ctx *c = NULL;
+    iv_state = 5;
+    if (write_tiny_model(path, HL_Q4_0, &e) < 0 || hl_model_load(&m, path, &e) < 0 ||
+        hl_ctx_new(&c, m, &(hl_ctx_params){.n_ctx = 32, .n_seq = 1, .n_batch = 8, .n_logits = 8}, &e) < 0) {
+        hl_test_fail(__FILE__, __LINE__, "model: %s", e.msg);
+        hl_model_free(m);
+        return;
+    }
+    int32_t tok[6], pos[6], seq[6];
+    bool want[6];
+    for (int i = 0; i < 6; i++) tok[i] = 3 + 7 * i, pos[i] = i, seq[i] = 0, want[i] = true;
+    CHECK(hl_ctx_decode(c, &(hl_batch){.n = 6, .token = tok, .pos = pos, .seq = seq, .want_logits = want}, &e) == 0);
+    int n_vocab = hl_model_hparams(m)->n_vocab;
+    for (int i = 0; i < 6; i++) {
+        const float *l = hl_ctx_logits(c, i);
+        int best = 0;
+        for (int k = 1; k < n_vocab; k++)
+            if (l[k] > l[best]) best = k;
+        CHECK_EQ_INT(hl_ctx_argmax(c, i), best);
+    }
+    CHECK_EQ_INT(hl_ctx_argmax(c, 6), -1);
+    CHECK_EQ_INT(hl_ctx_argmax(c, -1), -1);
+    hl_ctx_free(c);
+    hl_model_free(m);
+}

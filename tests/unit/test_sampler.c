@@ -81,6 +81,35 @@ TEST(sampler_greedy) {
     hl_sampler_free(s);
 }
 
+/* Plain greedy (what lets the GPU path skip reading logits): temperature 0
+ * and nothing that changes the logits. */
+TEST(sampler_plain_greedy) {
+    hl_sampler_params p = params(0.0f, 1);
+    hl_sampler *s = mk(6, &p);
+    CHECK(hl_sampler_plain_greedy(s));
+    hl_sampler_free(s);
+    p = params(0.7f, 1);
+    s = mk(6, &p);
+    CHECK(!hl_sampler_plain_greedy(s));
+    hl_sampler_free(s);
+    for (int i = 0; i < 3; i++) { /* each penalty alone */
+        p = params(0.0f, 1);
+        if (i == 0) p.repetition_penalty = 1.1f;
+        if (i == 1) p.presence_penalty = 0.5f;
+        if (i == 2) p.frequency_penalty = 0.5f;
+        s = mk(6, &p);
+        CHECK(!hl_sampler_plain_greedy(s));
+        hl_sampler_free(s);
+    }
+    hl_logit_bias b = {.id = 2, .bias = 1.0f};
+    p = params(0.0f, 1);
+    p.logit_bias = &b;
+    p.n_logit_bias = 1;
+    s = mk(6, &p);
+    CHECK(!hl_sampler_plain_greedy(s));
+    hl_sampler_free(s);
+}
+
 TEST(sampler_seed_reproducible) {
     enum { V = 1000, N = 200 };
     static float l[V];

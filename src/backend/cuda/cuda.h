@@ -183,7 +183,7 @@ void hl_cu_act_mul(hl_cu *cu, const float *gu, int n_tok, int n, bool gelu, floa
 /* x = cap * tanh(x / cap) over n values. */
 void hl_cu_softcap(hl_cu *cu, float *x, size_t n, float cap);
 /* ids[r] = argmax of row r (n_rows rows of n; the first index on ties; NaN
- * never wins). ids is device memory with room for 3 * n_rows + 2 int32:
+ * never wins; -1 when the row has no number). ids is device memory with room for 3 * n_rows + 2 int32:
  * the part past n_rows is scratch. */
 void hl_cu_argmax(hl_cu *cu, const float *x, int n_rows, int n, int32_t *ids);
 

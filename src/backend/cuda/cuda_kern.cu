@@ -1501,7 +1501,7 @@ extern "C" void hl_cu_softcap(hl_cu *cu, float *x, size_t n, float cap) {
 
 /* Argmax as one 64-bit atomic max per warp: the key is the value's bits
  * made monotonic in the float order, then the complement of the index (so
- * the first index wins ties). NaN never wins. hl_cu_argmax_keys zeroes the
+ * the first index wins ties). NaN never wins; a row of NaN gives -1. hl_cu_argmax_keys zeroes the
  * keys first; hl_cu_argmax_ids turns keys into indices. */
 __device__ __forceinline__ unsigned long long argmax_key(float v, int i) {
     uint32_t b = __float_as_uint(v == 0.0f ? 0.0f : v); /* -0 ties with +0 */
@@ -1537,7 +1537,7 @@ __global__ void argmax_ids_kernel(const unsigned long long *__restrict__ keys, i
                                   int32_t *__restrict__ ids) {
     pdl_wait();
     const int r = blockIdx.x * blockDim.x + threadIdx.x;
-    if (r < n_rows) ids[r] = keys[r] ? (int32_t)(0xffffffffu - (uint32_t)(keys[r] & 0xffffffffu)) : 0;
+    if (r < n_rows) ids[r] = keys[r] ? (int32_t)(0xffffffffu - (uint32_t)(keys[r] & 0xffffffffu)) : -1;
 }
 
 extern "C" void hl_cu_argmax(hl_cu *cu, const float *x, int n_rows, int n, int32_t *ids) {
