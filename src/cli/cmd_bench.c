@@ -210,11 +210,8 @@ int cmd_bench(int argc, char **argv) {
         usage();
         return 2;
     }
-    int be = hl_backend_from_name(backend);
-    if (be < 0) {
-        fprintf(stderr, "heylookllm bench: --backend wants auto, cpu or cuda, got '%s'\n", backend);
-        return 2;
-    }
+    hl_backend be;
+    if (hl_cli_backend("bench", "--backend", backend, &be)) return 2;
     hl_err e = {0};
     char path[4096];
     if (hl_model_resolve(model_arg, path, sizeof path, &e) < 0) {
@@ -226,7 +223,7 @@ int cmd_bench(int argc, char **argv) {
     hl_pool *pool = NULL;
     int32_t *ids = NULL;
     int rc = 1;
-    hl_model_opts mo = {.backend = (hl_backend)be};
+    hl_model_opts mo = {.backend = be};
     if (hl_model_load_opts(&m, path, &mo, &e) < 0) goto fail;
     bool gpu = hl_model_backend(m) == HL_BACKEND_CUDA;
     const hl_hparams *hp = hl_model_hparams(m);

@@ -98,13 +98,7 @@ int cmd_eval(int argc, char **argv) {
             }
             kv_f32 = !strcmp(v, "f32");
         } else if (!strcmp(a, "--backend") && has) {
-            const char *v = argv[++i];
-            int b = hl_backend_from_name(v);
-            if (b < 0) {
-                fprintf(stderr, "heylookllm eval: --backend is auto, cpu or cuda, not '%s'\n", v);
-                return 2;
-            }
-            mo.backend = (hl_backend)b;
+            if (hl_cli_backend("eval", "--backend", argv[++i], &mo.backend)) return 2;
             backend_given = true;
         }
         else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && has) n_threads = atoi(argv[++i]);

@@ -72,12 +72,7 @@ int cmd_run(int argc, char **argv) {
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) n_threads = atoi(v);
         else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) n_ctx = atoi(v);
         else if (!strcmp(a, "--backend")) {
-            int b = hl_backend_from_name(v);
-            if (b < 0) {
-                fprintf(stderr, "heylookllm run: --backend is auto, cpu or cuda, not '%s'\n", v);
-                return 2;
-            }
-            mo.backend = (hl_backend)b;
+            if (hl_cli_backend("run", "--backend", v, &mo.backend)) return 2;
             backend_given = true;
         } else if (!strcmp(a, "--stop")) {
             if (n_stops == HL_STOP_MAX) {

@@ -218,11 +218,8 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "heylookllm serve: a numeric option is out of range (see --help)\n");
         return 2;
     }
-    int backend = backend_arg ? hl_backend_from_name(backend_arg) : HL_BACKEND_AUTO;
-    if (backend < 0) {
-        fprintf(stderr, "heylookllm serve: %s is auto, cpu or cuda, not '%s'\n", backend_from, backend_arg);
-        return 2;
-    }
+    hl_backend backend = HL_BACKEND_AUTO;
+    if (backend_arg && hl_cli_backend("serve", backend_from, backend_arg, &backend)) return 2;
     hl_err e = {0};
     hl_router_model rm[MAX_MODELS];
     hl_config *cfg = NULL;
@@ -271,7 +268,7 @@ int cmd_serve(int argc, char **argv) {
             }
         rm[n_rm++] = (hl_router_model){.id = models[i].id, .path = models[i].path,
                                        .template_file = models[i].template_file, .sched = sp,
-                                       .backend = (hl_backend)backend};
+                                       .backend = backend};
     }
     if (!default_id) default_id = rm[0].id;
     if (model_id_arg) {
