@@ -25,6 +25,12 @@
  * on the tensor cores with f32 accumulation (prefill, large batches).
  * Every weight type of quant.h runs on both paths.
  *
+ * Unlike the CPU kernels these are not batch-invariant: a token's logits
+ * can differ in their last bits between a batch of up to 8 tokens (int8
+ * activations) and a larger one (f16 cuBLAS), so a near tie may resolve
+ * differently when a request shares a step with others or re-decodes a
+ * cached prompt's last token.
+ *
  * Only the CUDA build (`make cuda`) compiles this backend; the engine's
  * model_cuda.c is the one caller, and without CUDA it reports "built
  * without CUDA" itself. Strides: x rows (ldx) are 16-byte aligned with
