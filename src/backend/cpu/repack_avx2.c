@@ -165,34 +165,5 @@ INLINE void run_batch(hl_dtype t, const uint8_t *grp, const uint8_t *act, size_t
     }
 }
 
-INLINE void packed(hl_dtype t, int n_in, const void *group, const void *act, size_t act_stride,
-                   int n_a, float *out, size_t out_stride) {
-    const int nb = n_in / HL_QK;
-    __m256 acc[HL_DOT_MAX_A];
-#pragma GCC unroll 4
-    for (int k = 0; k < n_a; k++) acc[k] = _mm256_setzero_ps();
-    int b0 = 0;
-    for (; b0 + BATCH <= nb; b0 += BATCH) run_batch(t, group, act, act_stride, n_a, b0, BATCH, acc);
-    if (b0 < nb) run_batch(t, group, act, act_stride, n_a, b0, nb - b0, acc);
-#pragma GCC unroll 4
-    for (int k = 0; k < n_a; k++) _mm256_storeu_ps(out + k * out_stride, acc[k]);
-}
-
-/* One kernel per type, specialised for decode (1 row) and prefill (4). */
-#define DEFINE_PACKED(name, type)                                                                  \
-    static void name(int n_in, const void *group, const void *act, size_t act_stride, int n_a,     \
-                     float *out, size_t out_stride) {                                              \
-        if (n_a == 1)                                                                              \
-            packed(type, n_in, group, act, act_stride, 1, out, out_stride);                        \
-        else if (n_a == 4)                                                                         \
-            packed(type, n_in, group, act, act_stride, 4, out, out_stride);                        \
-        else                                                                                       \
-            packed(type, n_in, group, act, act_stride, n_a, out, out_stride);                      \
-    }
-
-DEFINE_PACKED(packed_q4_0, HL_Q4_0)
-DEFINE_PACKED(packed_q8_0, HL_Q8_0)
-
-hl_packed_fn hl_packed_avx2(hl_dtype t) {
-    return t == HL_Q4_0 ? packed_q4_0 : t == HL_Q8_0 ? packed_q8_0 : NULL;
-}
+#define PACKED_SELECTOR hl_packed_avx2
+#include "repack_packed.h"
