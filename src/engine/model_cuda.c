@@ -407,6 +407,7 @@ const float *hl_gpu_logits(const hl_ctx *c, int i) {
     size_t V = (size_t)c->m->hp.n_vocab;
     if (!g->row_copied[i]) {
         hl_err e;
+        hl_cu_bind(g->cu);
         hl_cu_copy_d2h(g->cu, g->logits_h + (size_t)i * V, g->logits + (size_t)i * V, 4 * V);
         if (hl_cu_sync(g->cu, &e) < 0) return NULL;
         g->row_copied[i] = true;
@@ -485,6 +486,7 @@ static void enqueue(hl_ctx *c, int n, int n_out, int max_len) {
 
 int hl_gpu_decode(hl_ctx *c, const hl_batch *b, hl_err *e) {
     struct hl_gpu_ctx *g = c->gpu;
+    hl_cu_bind(g->cu); /* the scheduler's worker is not the thread that made the context */
     int B = c->p.n_batch, n = b->n, n_out = 0, max_len = 0;
     for (int i = 0; i < n; i++) {
         g->meta_h[i] = b->token[i];

@@ -87,6 +87,9 @@ bool hl_cu_supports(hl_dtype t, int n_in);
 int hl_cu_new(hl_cu **out, int device, hl_err *e);
 void hl_cu_free(hl_cu *cu);
 int hl_cu_device(const hl_cu *cu);
+/* Makes the executor's device the calling thread's current one (a thread
+ * other than the creator must, before launching on a device other than 0). */
+void hl_cu_bind(hl_cu *cu);
 
 /* Device memory (plain cudaMalloc) and copies. */
 void *hl_cu_alloc(hl_cu *cu, size_t bytes, hl_err *e);

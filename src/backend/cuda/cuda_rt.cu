@@ -140,6 +140,12 @@ extern "C" void hl_cu_free(hl_cu *cu) {
 
 extern "C" int hl_cu_device(const hl_cu *cu) { return cu->device; }
 
+extern "C" void hl_cu_bind(hl_cu *cu) {
+    int cur = -1;
+    if (cudaGetDevice(&cur) != cudaSuccess || cur != cu->device)
+        hl_cu_set_error(cu, cudaSetDevice(cu->device), "select device");
+}
+
 /* Each allocation carries its size in a 256-byte header (keeping the
  * pointer's 256-byte alignment), so hl_cu_allocated can count frees. */
 #define HDR 256
