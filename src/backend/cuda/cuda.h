@@ -10,8 +10,8 @@
  * Contract. Pure kernels over device memory the caller owns: no model
  * semantics (the engine's model_cuda.c owns those). Every launch goes on
  * the executor's stream, in order, and returns at once; errors of a launch
- * are sticky on the executor and come back from the next hl_cu_sync (or
- * hl_cu_check) as one sentence. Pointers named dev_* or of the structs
+ * are sticky on the executor and come back from the next hl_cu_sync as one
+ * sentence. Pointers named dev_* or of the structs
  * below are device pointers; the rest are host pointers. One thread drives
  * an executor at a time. Nothing here allocates after hl_cu_new except
  * hl_cu_alloc and the scratch growth of hl_cu_reserve (done at context
@@ -86,7 +86,6 @@ bool hl_cu_supports(hl_dtype t, int n_in);
 
 int hl_cu_new(hl_cu **out, int device, hl_err *e);
 void hl_cu_free(hl_cu *cu);
-int hl_cu_device(const hl_cu *cu);
 /* Makes the executor's device the calling thread's current one (a thread
  * other than the creator must, before launching on a device other than 0). */
 void hl_cu_bind(hl_cu *cu);
@@ -102,8 +101,6 @@ void hl_cu_copy_h2d(hl_cu *cu, void *dev, const void *host, size_t bytes);      
 void hl_cu_copy_d2h(hl_cu *cu, void *host, const void *dev, size_t bytes);            /* on the stream */
 void hl_cu_memset(hl_cu *cu, void *dev, int byte, size_t bytes);
 int hl_cu_sync(hl_cu *cu, hl_err *e);
-/* The executor's sticky error, if any, without waiting. */
-int hl_cu_check(hl_cu *cu, hl_err *e);
 /* Device bytes used by this process's allocations through hl_cu_alloc. */
 uint64_t hl_cu_allocated(void);
 

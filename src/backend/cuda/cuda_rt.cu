@@ -138,8 +138,6 @@ extern "C" void hl_cu_free(hl_cu *cu) {
     free(cu);
 }
 
-extern "C" int hl_cu_device(const hl_cu *cu) { return cu->device; }
-
 extern "C" void hl_cu_bind(hl_cu *cu) {
     int cur = -1;
     if (cudaGetDevice(&cur) != cudaSuccess || cur != cu->device)
@@ -230,11 +228,6 @@ extern "C" void hl_cu_memset(hl_cu *cu, void *dev, int byte, size_t bytes) {
 
 extern "C" int hl_cu_sync(hl_cu *cu, hl_err *e) {
     hl_cu_set_error(cu, cudaStreamSynchronize(cu->stream), "synchronize");
-    return take_error(cu, e);
-}
-
-extern "C" int hl_cu_check(hl_cu *cu, hl_err *e) {
-    hl_cu_after_launch(cu, "launch");
     return take_error(cu, e);
 }
 
