@@ -17,9 +17,11 @@
  * recorded once per batch size as a CUDA graph and replayed: the batch's
  * tokens, positions and sequence ids go up through one copy that is part
  * of the graph, and every kernel reads them on the device. Other batches
- * (prefill) run the same launches directly. Logits stay on the GPU: the
- * argmax of each row comes back with every batch; a row of logits is
- * copied only when hl_ctx_logits asks for it.
+ * (prefill) run the same launches directly (HL_CUDA_GRAPHS=0 runs every
+ * batch that way, so a profiler sees each kernel). A graph is recorded the
+ * first time its batch size comes, the one allocation after hl_ctx_new.
+ * Logits stay on the GPU: the argmax of each row comes back with every
+ * batch; a row of logits is copied only when hl_ctx_logits asks for it.
  *
  * Built without CUDA (HL_CUDA undefined), every entry point here fails
  * with a sentence that says so.
