@@ -95,7 +95,7 @@ typedef struct gpu_layer {
     hl_cu_mat qkv[3]; /* one fused matrix (n_qkv = 1) or q, k, v */
     int n_qkv;
     hl_cu_mat wo;
-    hl_cu_mat gu[2]; /* fused gate|up (n_gu = 1) or gate, up */
+    hl_cu_mat gu[2]; /* gate|up, rows interleaved (n_gu = 1), or gate, up */
     int n_gu;
     hl_cu_mat down;
 } gpu_layer;
@@ -186,21 +186,26 @@ static int relayout(struct hl_gpu_model *g, hl_cu_mat *m, hl_err *e) {
 }
 
 /* Uploads n matrices of equal n_in; as one stacked matrix when they share a
- * type, else one by one. Returns how many device matrices were made. */
+ * type, else one by one. Returns how many device matrices were made.
+ * interleave (n matrices of equal n_out): the stacked matrix takes their
+ * rows in turn (row n * i + k is row i of matrix k). */
 static int upload_mats(struct hl_gpu_model *g, const hl_mat *const *src, int n, hl_cu_mat *dst,
-                       hl_err *e) {
+                       bool interleave, hl_err *e) {
     bool same = true;
-    for (int i = 1; i < n; i++) same &= src[i]->type == src[0]->type;
+    for (int i = 1; i < n; i++) same &= src[i]->type == src[0]->type && (!interleave || src[i]->n_out == src[0]->n_out);
     if (same && n > 1) {
         size_t total = 0;
         int rows = 0;
         for (int i = 0; i < n; i++) total += src[i]->row_bytes * (size_t)src[i]->n_out, rows += src[i]->n_out;
         uint8_t *d = hl_cu_alloc(NULL, total, e);
         if (!d || track(g, d, e) < 0) return -1;
-        size_t off = 0;
+        size_t off = 0, rb = src[0]->row_bytes;
         for (int i = 0; i < n; i++) {
             size_t b = src[i]->row_bytes * (size_t)src[i]->n_out;
-            if (hl_cu_upload(NULL, d + off, src[i]->data, b, e) < 0) return -1;
+            if (interleave ? hl_cu_upload_rows(NULL, d + (size_t)i * rb, n * rb, src[i]->data, rb, rb,
+                                               (size_t)src[i]->n_out, e) < 0
+                           : hl_cu_upload(NULL, d + off, src[i]->data, b, e) < 0)
+                return -1;
             off += b;
         }
         g->bytes += total;
@@ -275,12 +280,12 @@ int hl_gpu_model_upload(hl_model *m, int device, hl_load_progress cb, void *arg,
     m->gpu = g;
     bool ok = true;
     const hl_mat *te = &m->tok_embd;
-    if (upload_mats(g, &te, 1, &g->tok_embd, e) < 0) return -1;
+    if (upload_mats(g, &te, 1, &g->tok_embd, false, e) < 0) return -1;
     if (m->output.data == m->tok_embd.data) {
         g->output = g->tok_embd;
     } else {
         const hl_mat *o = &m->output;
-        if (upload_mats(g, &o, 1, &g->output, e) < 0) return -1;
+        if (upload_mats(g, &o, 1, &g->output, false, e) < 0) return -1;
     }
     g->output_norm = upload_vec(g, m->output_norm, hp->n_embd, &ok, e);
     g->rope_freqs = upload_vec(g, m->rope_freqs, hp->n_rot / 2, &ok, e);
@@ -300,9 +305,9 @@ int hl_gpu_model_upload(hl_model *m, int device, hl_load_progress cb, void *arg,
         if (!ok) return -1;
         const hl_mat *qkv[3] = {&l->wq, &l->wk, &l->wv}, *gu[2] = {&l->w_gate, &l->w_up};
         const hl_mat *wo = &l->wo, *down = &l->w_down;
-        if ((d->n_qkv = upload_mats(g, qkv, 3, d->qkv, e)) < 0 ||
-            (d->n_gu = upload_mats(g, gu, 2, d->gu, e)) < 0 || upload_mats(g, &wo, 1, &d->wo, e) < 0 ||
-            upload_mats(g, &down, 1, &d->down, e) < 0)
+        if ((d->n_qkv = upload_mats(g, qkv, 3, d->qkv, false, e)) < 0 ||
+            (d->n_gu = upload_mats(g, gu, 2, d->gu, true, e)) < 0 || upload_mats(g, &wo, 1, &d->wo, false, e) < 0 ||
+            upload_mats(g, &down, 1, &d->down, false, e) < 0)
             return -1;
         if (cb) cb(arg, (double)(il + 1) / (hp->n_layer + 1));
     }
@@ -372,6 +377,7 @@ int hl_gpu_ctx_new(hl_ctx *c, hl_err *e) {
     if (!ok) goto fail;
     if (hl_cu_reserve(g->cu, m->gpu->max_mat, c->p.n_batch, max_in, e) < 0) goto fail;
     hl_cu_memset(g->cu, g->att_count, 0, sizeof(int) * B * (size_t)hp->n_head);
+    hl_cu_memset(g->cu, g->argmax_d, 0, 4 * (3 * L + 2));
     if (hl_cu_sync(g->cu, e) < 0) goto fail;
     g->bytes += 2 * m->gpu->max_mat + 2 * B * (size_t)max_in;
     if (!(g->meta_h = hl_cu_host_alloc(4 * 4 * B, e)) || !(g->argmax_h = hl_cu_host_alloc(4 * L, e)) ||
@@ -434,9 +440,18 @@ static void enqueue(hl_ctx *c, int n, int n_out, int max_len) {
     hl_cu_copy_h2d(cu, g->meta_d, g->meta_h, sizeof(int32_t) * 4 * (size_t)B);
     hl_cu_get_rows(cu, &w->tok_embd, tok, n, g->x, E, hp->embd_scale);
     /* int8 forms of matmul inputs are made by their producers for small
-     * batches (the int8 kernels); larger ones go to cuBLAS in f16. */
-    int8_t *q8 = n <= 8 ? g->q8 : NULL;
-    float *q8ds = n <= 8 ? g->q8ds : NULL;
+     * batches (the int8 kernels); larger ones go to cuBLAS in f16. Small
+     * batches also take the fused forms: q/k/v preparation inside attention
+     * and the activation inside the gate|up matmul. The last layer's
+     * residual step goes on to the output norm when every token wants
+     * logits. HL_CUDA_FUSE (profiling) turns the fused forms off by bits:
+     * 1 attention, 2 activation. */
+    const char *fz = getenv("HL_CUDA_FUSE");
+    const int fuse = fz ? atoi(fz) : 3;
+    const bool small = n <= 8;
+    int8_t *q8 = small ? g->q8 : NULL;
+    float *q8ds = small ? g->q8ds : NULL;
+    const bool out_fused = n_out == n;
     hl_cu_resid_norm(cu, g->x, NULL, NULL, w->layers[0].attn_norm, g->xb, n, E, hp->rms_eps, NULL, q8,
                      q8ds);
     for (int il = 0; il < hp->n_layer; il++) {
@@ -455,29 +470,41 @@ static void enqueue(hl_ctx *c, int n, int n_out, int max_len) {
             .freq_factors = w->rope_freqs, .window = swa ? hp->n_swa : 0};
         uint16_t *kc = (uint16_t *)g->kc + (size_t)il * g->layer_stride;
         uint16_t *vc = (uint16_t *)g->vc + (size_t)il * g->layer_stride;
-        hl_cu_qkv_post(cu, g->qkv, ldqkv, n, &s, l->bq, l->bk, l->bv, l->q_norm, l->k_norm, pos, seq,
-                       kc, vc);
-        hl_cu_attention(cu, g->qkv, ldqkv, n, &s, pos, seq, kc, vc, g->att, max_len, g->part, g->att_count, q8,
-                        q8ds);
+        if (small && (fuse & 1)) {
+            hl_cu_attention_fused(cu, g->qkv, ldqkv, n, &s, l->bq, l->bk, l->bv, l->q_norm, l->k_norm, pos,
+                                  seq, kc, vc, g->att, max_len, g->part, g->att_count, q8, q8ds);
+        } else {
+            hl_cu_qkv_post(cu, g->qkv, ldqkv, n, &s, l->bq, l->bk, l->bv, l->q_norm, l->k_norm, pos, seq,
+                           kc, vc);
+            hl_cu_attention(cu, g->qkv, ldqkv, n, &s, pos, seq, kc, vc, g->att, max_len, g->part,
+                            g->att_count, q8, q8ds);
+        }
         hl_cu_matmul_q8(cu, &l->wo, g->att, qd, q8, q8ds, n, g->xb, E);
         hl_cu_resid_norm(cu, g->x, g->xb, l->post_attn_norm, l->ffn_norm, g->xb, n, E, hp->rms_eps, NULL,
                          q8, q8ds);
-        off = 0;
-        for (int i = 0; i < l->n_gu; i++) {
-            hl_cu_matmul_q8(cu, &l->gu[i], g->xb, E, q8, q8ds, n, g->gu + off, 2 * F);
-            off += l->gu[i].n_out;
+        const bool gelu = hp->arch == HL_ARCH_GEMMA3;
+        if (l->n_gu == 1 && (fuse & 2)) {
+            hl_cu_matmul_act(cu, &l->gu[0], g->xb, E, q8, q8ds, n, gelu, g->gu, g->hb, q8, q8ds);
+        } else if (l->n_gu == 1) {
+            hl_cu_matmul_q8(cu, &l->gu[0], g->xb, E, q8, q8ds, n, g->gu, 2 * F);
+            hl_cu_act_mul(cu, g->gu, n, F, gelu, true, g->hb, q8, q8ds);
+        } else {
+            hl_cu_matmul_q8(cu, &l->gu[0], g->xb, E, q8, q8ds, n, g->gu, 2 * F);
+            hl_cu_matmul_q8(cu, &l->gu[1], g->xb, E, q8, q8ds, n, g->gu + F, 2 * F);
+            hl_cu_act_mul(cu, g->gu, n, F, gelu, false, g->hb, q8, q8ds);
         }
-        hl_cu_act_mul(cu, g->gu, n, F, hp->arch == HL_ARCH_GEMMA3, g->hb, q8, q8ds);
         hl_cu_matmul_q8(cu, &l->down, g->hb, F, q8, q8ds, n, g->xb, E);
-        const float *next = il + 1 < hp->n_layer ? w->layers[il + 1].attn_norm : NULL;
-        hl_cu_resid_norm(cu, g->x, g->xb, l->post_ffn_norm, next, g->xb, n, E, hp->rms_eps, NULL, q8,
-                         q8ds);
+        const bool last = il + 1 == hp->n_layer;
+        const float *next = !last ? w->layers[il + 1].attn_norm : out_fused ? w->output_norm : NULL;
+        hl_cu_resid_norm(cu, g->x, g->xb, l->post_ffn_norm, next, last && out_fused ? g->out_x : g->xb, n, E,
+                         hp->rms_eps, NULL, q8, q8ds);
     }
     if (n_out > 0) {
         int8_t *oq = n_out <= 8 ? g->q8 : NULL;
         float *oqds = n_out <= 8 ? g->q8ds : NULL;
-        hl_cu_resid_norm(cu, g->x, NULL, NULL, w->output_norm, g->out_x, n_out, E, hp->rms_eps, rows, oq,
-                         oqds);
+        if (!out_fused)
+            hl_cu_resid_norm(cu, g->x, NULL, NULL, w->output_norm, g->out_x, n_out, E, hp->rms_eps, rows, oq,
+                             oqds);
         hl_cu_matmul_q8(cu, &w->output, g->out_x, E, oq, oqds, n_out, g->logits, hp->n_vocab);
         if (hp->final_softcap > 0)
             hl_cu_softcap(cu, g->logits, (size_t)n_out * hp->n_vocab, hp->final_softcap);

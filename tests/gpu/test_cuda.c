@@ -448,8 +448,10 @@ static int gt_relayout(gt *g, const hl_cu_mat *raw, hl_cu_mat *out) {
 /* ---------------------------------------------------- int8 activations -- */
 
 /* Whether the small-batch matmul takes int8 activations (cuda.h: the
- * HL_CU_* layouts and Q4_K). */
-static bool uses_q8(int t) { return t == HL_Q4_K || t == HL_CU_Q4_0S || t == HL_CU_Q8_0S || t == HL_CU_Q6_KP; }
+ * HL_CU_* layouts, Q4_1, Q8_0 and Q4_K). */
+static bool uses_q8(int t) {
+    return t == HL_Q4_K || t == HL_Q4_1 || t == HL_Q8_0 || t == HL_CU_Q4_0S || t == HL_CU_Q8_0S || t == HL_CU_Q6_KP;
+}
 
 /* One block of 32 values in int8 as the kernels make it (llama.cpp's Q8_1
  * rule, in float): d = amax / 127, q = round-to-even(x * (127 / amax)),
@@ -952,6 +954,87 @@ TEST(cuda_resid_norm) {
     gt_end(&g);
 }
 
+/* hl_cu_matmul_act against the two launches it stands for
+ * (hl_cu_matmul_q8 into the interleaved gate|up, then hl_cu_act_mul) on
+ * each int8 layout and an f32-path type: 1 to 8 tokens (Q4_K's one-launch
+ * kernel up to 2), silu and gelu, one block of 32 outputs and many, rows
+ * short and long. */
+TEST(cuda_matmul_act) {
+    gt g;
+    if (!gt_begin(&g)) return;
+    rng r = rng_seed(909);
+    static const struct {
+        hl_dtype t;
+        int n_in, F;
+    } MATS[] = {{HL_Q4_0, 2048, 576}, {HL_Q8_0, 512, 1024}, {HL_Q6_K, 1024, 256}, {HL_Q4_K, 768, 1536},
+                {HL_Q4_0, 256, 32},   {HL_Q4_0, 8192, 64}, {HL_Q6_K, 4096, 96},  {HL_Q5_0, 256, 64}};
+    static const int NT[] = {1, 2, 3, 4, 5, 8};
+    const int MAXT = 8;
+    double worst = 0;
+    int cases = 0;
+    for (size_t mi = 0; mi < sizeof MATS / sizeof MATS[0] && g.ok; mi++) {
+        const int n_in = MATS[mi].n_in, F = MATS[mi].F;
+        const size_t nx = (size_t)MAXT * n_in, ny = (size_t)MAXT * F;
+        int mark = g.n_dev;
+        qmat m;
+        if (!qmat_make(&m, MATS[mi].t, n_in, 2 * F, &r)) break;
+        float *x = malloc(sizeof(float) * nx), *o1 = malloc(sizeof(float) * ny), *o2 = malloc(sizeof(float) * ny);
+        float *ds1 = malloc(sizeof(float) * ny / 16);
+        int8_t *q1 = malloc(ny);
+        double *ref = malloc(sizeof(double) * ny);
+        if (!x || !o1 || !o2 || !ds1 || !q1 || !ref) {
+            FAILF("matmul_act: out of memory");
+            goto next;
+        }
+        for (size_t i = 0; i < nx; i++) x[i] = rng_normal(&r);
+        hl_cu_mat raw, w;
+        if (!gt_mat(&g, &m, &raw) || gt_relayout(&g, &raw, &w) < 0) goto next;
+        hl_err e = {0};
+        if (hl_cu_reserve(g.cu, (size_t)n_in * 2 * F, MAXT, n_in, &e) < 0) {
+            FAILF("hl_cu_reserve: %s", e.msg);
+            goto next;
+        }
+        float *x_d = gt_put(&g, x, sizeof(float) * nx), *gu_d = gt_alloc(&g, sizeof(float) * 2 * ny);
+        float *o1_d = gt_alloc(&g, sizeof(float) * ny), *o2_d = gt_alloc(&g, sizeof(float) * ny);
+        int8_t *xq_d = gt_alloc(&g, nx), *q1_d = gt_alloc(&g, ny), *q2_d = gt_alloc(&g, ny);
+        float *xds_d = gt_alloc(&g, sizeof(float) * nx / 16), *ds1_d = gt_alloc(&g, sizeof(float) * ny / 16);
+        float *ds2_d = gt_alloc(&g, sizeof(float) * ny / 16);
+        if (!g.ok) goto next;
+        for (size_t ti = 0; ti < sizeof NT / sizeof NT[0] && g.ok; ti++)
+            for (int gelu = 0; gelu < 2 && g.ok; gelu++) {
+                const int nt = NT[ti];
+                char what[160];
+                snprintf(what, sizeof what, "matmul_act %s 2x%dx%d n_tok %d %s", mat_name(w.type), F, n_in, nt,
+                         gelu ? "gelu" : "silu");
+                gt_poison(&g, o1_d, sizeof(float) * ny);
+                gt_poison(&g, q1_d, ny);
+                hl_cu_quantize_q8(g.cu, x_d, n_in, nt, n_in, xq_d, xds_d);
+                hl_cu_matmul_act(g.cu, &w, x_d, n_in, xq_d, xds_d, nt, gelu, gu_d, o1_d, q1_d, ds1_d);
+                hl_cu_matmul_q8(g.cu, &w, x_d, n_in, xq_d, xds_d, nt, gu_d, 2 * F);
+                hl_cu_act_mul(g.cu, gu_d, nt, F, gelu, true, o2_d, q2_d, ds2_d);
+                if (!gt_read(&g, o1, o1_d, sizeof(float) * ny) || !gt_read(&g, o2, o2_d, sizeof(float) * ny) ||
+                    !gt_read(&g, q1, q1_d, ny) || !gt_read(&g, ds1, ds1_d, sizeof(float) * ny / 16))
+                    break;
+                const size_t nv = (size_t)nt * F;
+                for (size_t i = 0; i < nv; i++) ref[i] = o2[i];
+                const double err = CHECK_REL(what, o1, ref, nv, 1e-5);
+                if (err > worst) worst = err;
+                CHECK_Q8(what, o1, q1, ds1, nv);
+                size_t touched = 0;
+                for (size_t i = nv; i < ny; i++) touched += !is_poison32(&o1[i]);
+                hl_test_checks++;
+                if (touched) FAILF("%s: %zu values past n_tok rows written", what, touched);
+                cases++;
+            }
+    next:
+        gt_release(&g, mark);
+        qmat_free(&m);
+        free(x), free(o1), free(o2), free(ds1), free(q1), free(ref);
+    }
+    printf("cuda_matmul_act: %d cases, worst rel err vs matmul + act_mul %.3g (tol 1e-5)\n", cases, worst);
+    gt_end(&g);
+}
+
 /* ---------------------------------------------------- qkv + attention -- */
 
 #define ATT_SLOTS 4 /* sequences in the cache; the tests use 0, 2 and 3 */
@@ -978,11 +1061,11 @@ typedef struct attn_ref {
 
 /* Device buffers and the host copies of the per-layer vectors. */
 typedef struct attn_dev {
-    float *qkv, *out, *out2, *part, *bq, *bk, *bv, *qn, *kn, *ff, *q8ds;
+    float *qkv, *out, *out2, *out3, *part, *bq, *bk, *bv, *qn, *kn, *ff, *q8ds;
     int8_t *q8;
     int32_t *pos, *seq;
     int *counters; /* attention's: zero between calls */
-    uint16_t *kc, *vc;
+    uint16_t *kc, *vc, *kc2, *vc2; /* kc2, vc2: the fused form's own cache */
     float *h_bq, *h_bk, *h_bv, *h_qn, *h_kn, *h_ff;
 } attn_dev;
 
@@ -1045,6 +1128,54 @@ static void ref_attention(const attn_cfg *c, const double *q, const double *kc, 
     free(sc);
 }
 
+/* The cache after a batch: written rows within an f16 ulp of the reference (plus the
+ * q tolerance times the row's largest value: rope in float moves small
+ * elements by more than their ulp), the rest poisoned. */
+static void check_cache(const attn_cfg *c, const attn_ref *R, const uint16_t *kc, const uint16_t *vc,
+                        double tol_q, const char *label, const char *form, attn_worst *W) {
+    const int hd = c->hd;
+    size_t bad = 0, stray = 0, nw = 0, first_bad = 0, first_stray = 0;
+    double num = 0, den = 0;
+    for (int sl = 0; sl < ATT_SLOTS; sl++)
+        for (int h = 0; h < c->n_kv; h++)
+            for (int p = 0; p < c->n_ctx; p++) {
+                const size_t ci = cache_idx(c, sl, h, p);
+                const bool wr = R->written[(size_t)sl * c->n_ctx + p];
+                for (int kv = 0; kv < 2; kv++) {
+                    const uint16_t *gc = kv ? vc : kc;
+                    const double *ex = kv ? R->v : R->k, *rd = kv ? R->v16 : R->k16;
+                    double rmax = 0;
+                    for (int e2 = 0; wr && e2 < hd; e2++) rmax = fmax(rmax, fabs(ex[ci + e2]));
+                    for (int e2 = 0; e2 < hd; e2++) {
+                        const uint16_t bits = gc[ci + e2];
+                        if (!wr) {
+                            if (bits != 0xffff && !stray++) first_stray = ci + e2;
+                            continue;
+                        }
+                        const double gv = hl_f16_to_f32(bits), ulp = fmax(fabs(rd[ci + e2]) * 0x1p-10, 0x1p-24);
+                        if (!(fabs(gv - rd[ci + e2]) <= ulp * 1.001 + tol_q * rmax) && !bad++) first_bad = ci + e2;
+                        num += (gv - ex[ci + e2]) * (gv - ex[ci + e2]);
+                        den += ex[ci + e2] * ex[ci + e2];
+                        nw++;
+                    }
+                }
+            }
+    hl_test_checks += 2;
+    if (bad)
+        FAILF("%s%s: %zu of %zu cache values differ from the reference by more than an f16 ulp (first at "
+              "element %zu: slot %zu, kv head %zu, position %zu, dim %zu; k got %.6g want %.6g, v got %.6g want %.6g)",
+              label, form, bad, nw, first_bad, first_bad / ((size_t)c->n_kv * c->n_ctx * hd),
+              first_bad / ((size_t)c->n_ctx * hd) % c->n_kv, first_bad / hd % c->n_ctx, first_bad % hd,
+              (double)hl_f16_to_f32(kc[first_bad]), R->k16[first_bad], (double)hl_f16_to_f32(vc[first_bad]),
+              R->v16[first_bad]);
+    if (stray)
+        FAILF("%s%s: %zu cache values at positions no token has were written (first at element %zu: slot %zu, "
+              "kv head %zu, position %zu)",
+              label, form, stray, first_stray, first_stray / ((size_t)c->n_kv * c->n_ctx * hd),
+              first_stray / ((size_t)c->n_ctx * hd) % c->n_kv, first_stray / hd % c->n_ctx);
+    if (den > 0 && sqrt(num / den) > W->kv) W->kv = sqrt(num / den);
+}
+
 /* One batch through qkv_post and attention on the GPU and the reference. */
 static void attn_batch(gt *g, const attn_cfg *c, const attn_dev *d, attn_ref *R, const int32_t *pos,
                        const int32_t *seq, int n, rng *r, attn_worst *W, const char *label) {
@@ -1062,15 +1193,18 @@ static void attn_batch(gt *g, const attn_cfg *c, const attn_dev *d, attn_ref *R,
     double *aref = malloc(sizeof(double) * (size_t)n * qd), *iso = malloc(sizeof(double) * (size_t)n * qd);
     double *qgd = malloc(sizeof(double) * (size_t)n * qd);
     uint16_t *kc = malloc(2 * ncache), *vc = malloc(2 * ncache);
+    uint16_t *kc2 = malloc(2 * ncache), *vc2 = malloc(2 * ncache);
+    float *out3 = malloc(sizeof(float) * (size_t)n * qd), *qkv_f = malloc(sizeof(float) * (size_t)n * ld);
     int8_t *q8 = malloc((size_t)n * qd);
     float *q8ds = malloc(sizeof(float) * (size_t)n * qd / 16);
     int *counters = malloc(sizeof(int) * (size_t)n * c->n_head);
     double *kgd = malloc(sizeof(double) * ncache), *vgd = malloc(sizeof(double) * ncache);
     if (!qkv || !qkv_after || !out || !out2 || !qg || !qref || !head || !aref || !iso || !qgd || !kc || !vc ||
-        !kgd || !vgd || !q8 || !q8ds || !counters) {
+        !kgd || !vgd || !q8 || !q8ds || !counters || !kc2 || !vc2 || !out3 || !qkv_f) {
         FAILF("%s: out of memory", label);
         goto out;
     }
+    char what[200];
     int max_pos = 0;
     for (int t = 0; t < n; t++) max_pos = pos[t] > max_pos ? pos[t] : max_pos;
     for (size_t i = 0; i < (size_t)n * ld; i++) qkv[i] = rng_normal(r);
@@ -1081,6 +1215,23 @@ static void attn_batch(gt *g, const attn_cfg *c, const attn_dev *d, attn_ref *R,
     gt_write(g, d->seq, seq, sizeof(int32_t) * n);
     gt_poison(g, d->out, sizeof(float) * (size_t)n * qd);
     gt_poison(g, d->out2, sizeof(float) * (size_t)n * qd);
+    /* the fused form first, on its own cache, from the same qkv (graph-sized grid) */
+    gt_poison(g, d->out3, sizeof(float) * (size_t)n * qd);
+    gt_poison(g, d->q8, (size_t)n * qd);
+    hl_cu_attention_fused(g->cu, d->qkv, ld, n, &s, c->bias ? d->bq : NULL, c->bias ? d->bk : NULL,
+                          c->bias ? d->bv : NULL, c->norms ? d->qn : NULL, c->norms ? d->kn : NULL, d->pos,
+                          d->seq, d->kc2, d->vc2, d->out3, c->n_ctx, d->part, d->counters, d->q8, d->q8ds);
+    if (!gt_read(g, qkv_f, d->qkv, sizeof(float) * (size_t)n * ld) ||
+        !gt_read(g, out3, d->out3, sizeof(float) * (size_t)n * qd) || !gt_read(g, q8, d->q8, (size_t)n * qd) ||
+        !gt_read(g, q8ds, d->q8ds, sizeof(float) * (size_t)n * qd / 16) || !gt_read(g, kc2, d->kc2, 2 * ncache) ||
+        !gt_read(g, vc2, d->vc2, 2 * ncache)) {
+        FAILF("(in %s, fused form)", label);
+        goto out;
+    }
+    hl_test_checks++;
+    if (memcmp(qkv_f, qkv, sizeof(float) * (size_t)n * ld)) FAILF("%s: the fused attention modified qkv", label);
+    snprintf(what, sizeof what, "%s: fused attention", label);
+    CHECK_Q8(what, out3, q8, q8ds, (size_t)n * qd);
     hl_cu_qkv_post(g->cu, d->qkv, ld, n, &s, c->bias ? d->bq : NULL, c->bias ? d->bk : NULL,
                    c->bias ? d->bv : NULL, c->norms ? d->qn : NULL, c->norms ? d->kn : NULL, d->pos, d->seq,
                    d->kc, d->vc);
@@ -1124,7 +1275,6 @@ static void attn_batch(gt *g, const attn_cfg *c, const attn_dev *d, attn_ref *R,
     }
     ref_attention(c, qref, R->k16, R->v16, pos, seq, n, scale, aref);
 
-    char what[200];
     const double tol_q = 2e-5 + 3e-7 * max_pos;
     /* q after qkv_post; the row padding past [q | k | v] untouched */
     size_t pad_changed = 0;
@@ -1139,49 +1289,13 @@ static void attn_batch(gt *g, const attn_cfg *c, const attn_dev *d, attn_ref *R,
     double e = CHECK_REL(what, qg, qref, (size_t)n * qd, tol_q);
     if (e > W->q) W->q = e;
 
-    /* the cache: written rows within an f16 ulp of the reference (plus the
-     * q tolerance times the row's largest value: rope in float moves small
-     * elements by more than their ulp), the rest poisoned */
-    size_t bad = 0, stray = 0, nw = 0, first_bad = 0, first_stray = 0;
-    double num = 0, den = 0;
-    for (int sl = 0; sl < ATT_SLOTS; sl++)
-        for (int h = 0; h < c->n_kv; h++)
-            for (int p = 0; p < c->n_ctx; p++) {
-                const size_t ci = cache_idx(c, sl, h, p);
-                const bool wr = R->written[(size_t)sl * c->n_ctx + p];
-                for (int kv = 0; kv < 2; kv++) {
-                    const uint16_t *gc = kv ? vc : kc;
-                    const double *ex = kv ? R->v : R->k, *rd = kv ? R->v16 : R->k16;
-                    double rmax = 0;
-                    for (int e2 = 0; wr && e2 < hd; e2++) rmax = fmax(rmax, fabs(ex[ci + e2]));
-                    for (int e2 = 0; e2 < hd; e2++) {
-                        const uint16_t bits = gc[ci + e2];
-                        if (!wr) {
-                            if (bits != 0xffff && !stray++) first_stray = ci + e2;
-                            continue;
-                        }
-                        const double gv = hl_f16_to_f32(bits), ulp = fmax(fabs(rd[ci + e2]) * 0x1p-10, 0x1p-24);
-                        if (!(fabs(gv - rd[ci + e2]) <= ulp * 1.001 + tol_q * rmax) && !bad++) first_bad = ci + e2;
-                        num += (gv - ex[ci + e2]) * (gv - ex[ci + e2]);
-                        den += ex[ci + e2] * ex[ci + e2];
-                        nw++;
-                    }
-                }
-            }
-    hl_test_checks += 2;
-    if (bad)
-        FAILF("%s: %zu of %zu cache values differ from the reference by more than an f16 ulp (first at "
-              "element %zu: slot %zu, kv head %zu, position %zu, dim %zu; k got %.6g want %.6g, v got %.6g want %.6g)",
-              label, bad, nw, first_bad, first_bad / ((size_t)c->n_kv * c->n_ctx * hd),
-              first_bad / ((size_t)c->n_ctx * hd) % c->n_kv, first_bad / hd % c->n_ctx, first_bad % hd,
-              (double)hl_f16_to_f32(kc[first_bad]), R->k16[first_bad], (double)hl_f16_to_f32(vc[first_bad]),
-              R->v16[first_bad]);
-    if (stray)
-        FAILF("%s: %zu cache values at positions no token has were written (first at element %zu: slot %zu, "
-              "kv head %zu, position %zu)",
-              label, stray, first_stray, first_stray / ((size_t)c->n_kv * c->n_ctx * hd),
-              first_stray / ((size_t)c->n_ctx * hd) % c->n_kv, first_stray / hd % c->n_ctx);
-    if (den > 0 && sqrt(num / den) > W->kv) W->kv = sqrt(num / den);
+    check_cache(c, R, kc, vc, tol_q, label, "", W);
+    check_cache(c, R, kc2, vc2, tol_q, label, " (fused form)", W);
+    size_t same = 0;
+    for (size_t i = 0; i < ncache; i++) same += kc[i] == kc2[i] && vc[i] == vc2[i];
+    if (same != ncache)
+        printf("note: %s: the fused form's cache differs in %zu of %zu values from qkv_post's\n", label,
+               ncache - same, ncache);
 
     /* attention against the f16-rounded reference */
     snprintf(what, sizeof what, "%s: attention (max_len %d) vs reference", label, max_pos + 1);
@@ -1200,6 +1314,12 @@ static void attn_batch(gt *g, const attn_cfg *c, const attn_dev *d, attn_ref *R,
              label, c->n_ctx);
     e = CHECK_REL(what, out2, iso, (size_t)n * qd, 1e-5);
     if (e > W->iso) W->iso = e;
+    snprintf(what, sizeof what, "%s: fused attention (graph mode) vs reference", label);
+    e = CHECK_REL(what, out3, aref, (size_t)n * qd, 1e-4 + 1e-6 * max_pos);
+    if (e > W->att) W->att = e;
+    snprintf(what, sizeof what, "%s: fused attention (graph mode) vs reference on the GPU's q and cache", label);
+    e = CHECK_REL(what, out3, iso, (size_t)n * qd, 1e-5);
+    if (e > W->iso) W->iso = e;
     snprintf(what, sizeof what, "%s: attention", label);
     CHECK_Q8(what, out, q8, q8ds, (size_t)n * qd);
     size_t nonzero = 0;
@@ -1209,6 +1329,7 @@ static void attn_batch(gt *g, const attn_cfg *c, const attn_dev *d, attn_ref *R,
 out:
     free(qkv), free(qkv_after), free(out), free(out2), free(qg), free(qref), free(head), free(aref), free(iso);
     free(qgd), free(kc), free(vc), free(kgd), free(vgd), free(q8), free(q8ds), free(counters);
+    free(kc2), free(vc2), free(out3), free(qkv_f);
 }
 
 /* A prefill batch (the sequences' tokens interleaved), then one decode
@@ -1245,6 +1366,7 @@ static void attn_case(gt *g, const attn_cfg *c, rng *r, attn_worst *W) {
     d.qkv = gt_alloc(g, sizeof(float) * (size_t)n_pre * ld);
     d.out = gt_alloc(g, sizeof(float) * (size_t)n_pre * qd);
     d.out2 = gt_alloc(g, sizeof(float) * (size_t)n_pre * qd);
+    d.out3 = gt_alloc(g, sizeof(float) * (size_t)n_pre * qd);
     d.part = gt_alloc(g, sizeof(float) * hl_cu_attn_scratch(n_pre, c->n_head, hd));
     d.counters = gt_alloc(g, sizeof(int) * (size_t)n_pre * c->n_head);
     if (d.counters) hl_cu_memset(g->cu, d.counters, 0, sizeof(int) * (size_t)n_pre * c->n_head);
@@ -1254,6 +1376,8 @@ static void attn_case(gt *g, const attn_cfg *c, rng *r, attn_worst *W) {
     d.seq = gt_alloc(g, sizeof(int32_t) * n_pre);
     d.kc = gt_alloc(g, 2 * ncache); /* 0xffff: f16 NaN, must never be read */
     d.vc = gt_alloc(g, 2 * ncache);
+    d.kc2 = gt_alloc(g, 2 * ncache);
+    d.vc2 = gt_alloc(g, 2 * ncache);
     d.bq = gt_put(g, d.h_bq, sizeof(float) * qd);
     d.bk = gt_put(g, d.h_bk, sizeof(float) * kvd);
     d.bv = gt_put(g, d.h_bv, sizeof(float) * kvd);
@@ -1342,23 +1466,25 @@ TEST(cuda_act_mul) {
     float *gu_d = gt_put(&g, gu, sizeof(float) * ngu), *out_d = gt_alloc(&g, sizeof(float) * no);
     int8_t *q8_d = gt_alloc(&g, no);
     float *q8ds_d = gt_alloc(&g, sizeof(float) * no / 16);
-    for (int k = 0; k < 4 && g.ok; k++) {
-        const bool gelu = k & 1, with_q8 = k >= 2;
+    for (int k = 0; k < 8 && g.ok; k++) {
+        const bool gelu = k & 1, with_q8 = k & 2, ilv = k & 4;
         const int n = with_q8 ? 1024 : 1000;
         gt_poison(&g, out_d, sizeof(float) * no);
-        hl_cu_act_mul(g.cu, gu_d, n_tok, n, gelu, out_d, with_q8 ? q8_d : NULL, with_q8 ? q8ds_d : NULL);
+        hl_cu_act_mul(g.cu, gu_d, n_tok, n, gelu, ilv, out_d, with_q8 ? q8_d : NULL, with_q8 ? q8ds_d : NULL);
         if (!gt_read(&g, out, out_d, sizeof(float) * no) || !gt_read(&g, q8, q8_d, no) ||
             !gt_read(&g, q8ds, q8ds_d, sizeof(float) * no / 16))
             break;
         for (int t = 0; t < n_tok; t++)
             for (int i = 0; i < n; i++) {
-                const double x = gu[(size_t)t * 2 * n + i], u = gu[(size_t)t * 2 * n + n + i];
+                const float *row = gu + (size_t)t * 2 * n;
+                const double x = ilv ? row[2 * i] : row[i], u = ilv ? row[2 * i + 1] : row[n + i];
                 const double a = gelu ? 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
                                       : x / (1.0 + exp(-x));
                 ref[(size_t)t * n + i] = a * u;
             }
         char what[96];
-        snprintf(what, sizeof what, "act_mul %s n %d%s", gelu ? "gelu (tanh form)" : "silu", n, with_q8 ? " q8" : "");
+        snprintf(what, sizeof what, "act_mul %s n %d%s%s", gelu ? "gelu (tanh form)" : "silu", n, with_q8 ? " q8" : "",
+                 ilv ? " interleaved" : "");
         double e = CHECK_REL(what, out, ref, (size_t)n_tok * n, 1e-5);
         if (e > worst) worst = e;
         if (with_q8) CHECK_Q8(what, out, q8, q8ds, (size_t)n_tok * n);
@@ -1438,8 +1564,13 @@ TEST(cuda_argmax) {
     float *x_d = gt_put(&g, x, sizeof(float) * (size_t)n * rows);
     int32_t *ids_d = gt_alloc(&g, sizeof got);
     if (x_d && ids_d) {
+        hl_cu_memset(g.cu, ids_d + rows, 0, sizeof got - sizeof(int32_t) * rows); /* the scratch starts zero */
         hl_cu_argmax(g.cu, x_d, rows, n, ids_d);
         if (gt_read(&g, got, ids_d, sizeof got)) {
+            size_t dirty = 0; /* and is left zero */
+            for (int i = rows; i < 3 * rows + 2; i++) dirty += got[i] != 0;
+            hl_test_checks++;
+            if (dirty) FAILF("argmax left %zu of its scratch words non-zero", dirty);
             for (int i = 0; i < rows; i++) {
                 hl_test_checks++;
                 if (got[i] != want[i])
@@ -1506,7 +1637,7 @@ static void graph_case(gt *g, int n_tok, rng *r, double *worst) {
     }
     hl_cu_copy_h2d(g->cu, x_d, x_h, sizeof(float) * nx);
     hl_cu_matmul(g->cu, &w1, x_d, n_in, n_tok, gu_d, 2 * n);
-    hl_cu_act_mul(g->cu, gu_d, n_tok, n, false, h_d, small ? q8_d : NULL, small ? q8ds_d : NULL);
+    hl_cu_act_mul(g->cu, gu_d, n_tok, n, false, false, h_d, small ? q8_d : NULL, small ? q8ds_d : NULL);
     hl_cu_matmul_q8(g->cu, &w2, h_d, n, small ? q8_d : NULL, small ? q8ds_d : NULL, n_tok, y_d, n_out);
     hl_cu_copy_d2h(g->cu, h_h, h_d, sizeof(float) * nh);
     hl_cu_copy_d2h(g->cu, y_h, y_d, sizeof(float) * ny);

@@ -19,8 +19,9 @@
  *
  * Matmul paths. n_tok <= 8: a fused dequantize-and-dot kernel that reads
  * each weight once for all tokens (decode): int8 dot products (dp4a) on
- * int8-quantized activations for the HL_CU_* layouts and Q4_K, f32 for
- * the other types. More tokens:
+ * int8-quantized activations for the HL_CU_* layouts, Q4_1, Q8_0 and
+ * Q4_K (the activations quantized as the CPU backend and llama.cpp do for
+ * these types), f32 for the other types. More tokens:
  * the weights are dequantized to f16 into scratch and multiplied by cuBLAS
  * on the tensor cores with f32 accumulation (prefill, large batches).
  * Every weight type of quant.h runs on both paths.
@@ -97,6 +98,10 @@ void hl_cu_dealloc(void *dev);
 void *hl_cu_host_alloc(size_t bytes, hl_err *e);
 void hl_cu_host_free(void *p);
 int hl_cu_upload(hl_cu *cu, void *dev, const void *host, size_t bytes, hl_err *e);   /* synchronous */
+/* rows rows of width bytes, from host rows spitch apart to device rows
+ * dpitch apart (synchronous). */
+int hl_cu_upload_rows(hl_cu *cu, void *dev, size_t dpitch, const void *host, size_t spitch,
+                      size_t width, size_t rows, hl_err *e);
 void hl_cu_copy_h2d(hl_cu *cu, void *dev, const void *host, size_t bytes);            /* on the stream */
 void hl_cu_copy_d2h(hl_cu *cu, void *host, const void *dev, size_t bytes);            /* on the stream */
 void hl_cu_memset(hl_cu *cu, void *dev, int byte, size_t bytes);
@@ -182,15 +187,41 @@ void hl_cu_attention(hl_cu *cu, const float *qkv, int ld, int n_tok, const hl_cu
                      const int32_t *pos, const int32_t *seq, const void *k_cache,
                      const void *v_cache, float *out, int max_len, float *part, int *counters,
                      int8_t *q8, float *q8ds);
-/* out[t][i] = act(gu[t][i]) * gu[t][n + i]; act = silu, or gelu (tanh form).
+/* hl_cu_qkv_post and hl_cu_attention in one launch, for small batches
+ * (decode): the same results, the cache rows of the batch written the
+ * same, but q is prepared on the fly and qkv is left as it is. Each block
+ * prepares the batch's rows it reads, so the work grows with n_tok^2;
+ * large batches take the two calls. */
+void hl_cu_attention_fused(hl_cu *cu, const float *qkv, int ld, int n_tok, const hl_cu_attn_shape *s,
+                           const float *bq, const float *bk, const float *bv, const float *q_norm,
+                           const float *k_norm, const int32_t *pos, const int32_t *seq, void *k_cache,
+                           void *v_cache, float *out, int max_len, float *part, int *counters,
+                           int8_t *q8, float *q8ds);
+/* out[t][i] = act(gu[t][i]) * gu[t][n + i]; act = silu, or gelu (tanh form);
+ * interleaved: gate and up alternate, act(gu[t][2i]) * gu[t][2i + 1].
  * q8, q8ds: out's int8 form too (may be NULL). */
-void hl_cu_act_mul(hl_cu *cu, const float *gu, int n_tok, int n, bool gelu, float *out, int8_t *q8,
-                   float *q8ds);
+void hl_cu_act_mul(hl_cu *cu, const float *gu, int n_tok, int n, bool gelu, bool interleaved, float *out,
+                   int8_t *q8, float *q8ds);
+/* The gate|up matmul and the activation: w holds F gate and F up rows
+ * interleaved (row 2i gate i, row 2i + 1 up i; n_out = 2F); out [n_tok][F]
+ * = act(gate . x) * (up . x), q8/q8ds (may be NULL) its int8 form as
+ * hl_cu_act_mul makes it. gu: scratch [n_tok][2F]. Q4_K with 1 or 2
+ * tokens (and xq, F % 32 == 0) is one launch, the activation in the
+ * matmul's epilogue; the rest is hl_cu_matmul_q8 into gu, then
+ * hl_cu_act_mul. Measured on an H200 (1B decode): the one launch is 6-7%
+ * faster for Q4_K, but for Q4_0 and Q8_0 the kernel it needs (eight rows
+ * per warp) loses occupancy, and an epilogue in the plain int8 kernel
+ * (the last block of each 32 outputs quantizing them) cost more than the
+ * launch it saved: both were slower than two launches. */
+void hl_cu_matmul_act(hl_cu *cu, const hl_cu_mat *w, const float *x, int ldx, const int8_t *xq,
+                      const float *xds, int n_tok, bool gelu, float *gu, float *out, int8_t *q8,
+                      float *q8ds);
 /* x = cap * tanh(x / cap) over n values. */
 void hl_cu_softcap(hl_cu *cu, float *x, size_t n, float cap);
 /* ids[r] = argmax of row r (n_rows rows of n; the first index on ties; NaN
- * never wins; -1 when the row has no number). ids is device memory with room for 3 * n_rows + 2 int32:
- * the part past n_rows is scratch. */
+ * never wins; -1 when the row has no number). ids is device memory with
+ * room for 3 * n_rows + 2 int32: the part past n_rows is the kernel's
+ * scratch, zero before the first call (every call leaves it zero). */
 void hl_cu_argmax(hl_cu *cu, const float *x, int n_rows, int n, int32_t *ids);
 
 #ifdef __cplusplus

@@ -634,6 +634,48 @@ template <> struct q8w<HL_CU_Q8_0S> {
     }
 };
 
+template <> struct q8w<HL_Q4_1> { /* GGUF layout, 20-byte blocks: d, m, 16 bytes of nibbles */
+    uint32_t w[4];
+    float d, m;
+    __device__ void load(const uint8_t *row, int nu, int u) {
+        (void)nu;
+        const uint8_t *blk = row + 20 * (size_t)u; /* 4-byte aligned */
+        const uint32_t *q = (const uint32_t *)(blk + 4);
+#pragma unroll
+        for (int k = 0; k < 4; k++) w[k] = __ldg(q + k);
+        d = h2f(ld16(blk)), m = h2f(ld16(blk + 2));
+    }
+    __device__ float dot(const int4 xa, const int4 xb, float2 xd) const {
+        const int xs[8] = {xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w};
+        int s = 0;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            s = dp4((int)w[k] & 0x0f0f0f0f, xs[k], s);
+            s = dp4((int)(w[k] >> 4) & 0x0f0f0f0f, xs[4 + k], s);
+        }
+        return d * xd.x * (float)s + m * xd.y;
+    }
+};
+
+template <> struct q8w<HL_Q8_0> { /* GGUF layout, 34-byte blocks (rows not re-laid: units % 8 != 0) */
+    int w[8];
+    float d;
+    __device__ void load(const uint8_t *row, int nu, int u) {
+        (void)nu;
+        const uint8_t *blk = row + 34 * (size_t)u; /* 2-byte aligned */
+#pragma unroll
+        for (int k = 0; k < 8; k++) w[k] = (int)ld32_2(blk + 2 + 4 * k);
+        d = h2f(ld16(blk));
+    }
+    __device__ float dot(const int4 xa, const int4 xb, float2 xd) const {
+        const int xs[8] = {xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w};
+        int s = 0;
+#pragma unroll
+        for (int k = 0; k < 8; k++) s = dp4(w[k], xs[k], s);
+        return d * xd.x * (float)s;
+    }
+};
+
 template <> struct q8w<HL_Q4_K> { /* 144-byte blocks: qs at 16 is 16-byte aligned */
     uint4 a, b;
     float d, m;
@@ -689,6 +731,31 @@ template <> struct q8w<HL_CU_Q6_KP> { /* 224-byte blocks: ql 0, qh 128, scales 1
         return xd.x * (d0 * (float)(s0 - 32 * x0) + d1 * (float)(s1 - 32 * x1));
     }
 };
+
+__device__ __forceinline__ float block_sum(float v, float *sh) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    const int w = threadIdx.x >> 5, l = threadIdx.x & 31, nw = blockDim.x >> 5;
+    __syncthreads(); /* sh may still be read by a previous call */
+    if (l == 0) sh[w] = v;
+    __syncthreads();
+    v = l < nw ? sh[l] : 0.0f;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* act(g) * u, the gated activation (act_mul_kernel's, to the bit). */
+__device__ __forceinline__ float glu_act(float g, float u, bool gelu) {
+    float a;
+    if (gelu) {
+        const float k = 0.7978845608028654f;
+        a = 0.5f * g * (1.0f + tanhf(k * (g + 0.044715f * g * g * g)));
+    } else {
+        a = g / (1.0f + __expf(-g));
+    }
+    return a * u;
+}
 
 /* The int8 matmul. A block's 8 warps form 8 / wpr groups; each group owns
  * RPW rows and splits their units over its wpr warps (long rows get more
@@ -752,7 +819,9 @@ template <int T>
 static void gemv_q8_launch(hl_cu *cu, const hl_cu_mat *w, const int8_t *xq, const float *xds, int ldx,
                            int n_tok, float *y, int ldy) {
     const int nu = w->n_in / 32, tiles = (nu + 31) / 32;
-    const int wpr = tiles >= 8 ? 8 : tiles >= 4 ? 4 : tiles >= 2 ? 2 : 1;
+    /* tall matrices (the output) have blocks enough: one warp per row
+     * there measured faster (1B Q4_0 decode +1.9%) */
+    const int wpr = w->n_out >= 65536 ? 1 : tiles >= 8 ? 8 : tiles >= 4 ? 4 : tiles >= 2 ? 2 : 1;
     const uint8_t *d = (const uint8_t *)w->data;
     const float2 *ds = (const float2 *)xds;
 #define GQ(NT, RPW)                                                                                \
@@ -767,8 +836,97 @@ static void gemv_q8_launch(hl_cu *cu, const hl_cu_mat *w, const int8_t *xq, cons
 #undef GQ
 }
 
+/* The gate|up matmul with the activation in its epilogue (decode), for
+ * Q4_K: w interleaves gate and up rows (hl_cu_matmul_act); block b makes
+ * outputs [32b, 32b + 32)
+ * of act(gate . x) * (up . x), warp i the four from 32b + 4i, reading the
+ * four gate rows and the four up rows together (so each x unit is read
+ * once for eight rows). The block's 32 outputs are one int8 block of the
+ * next matmul's input, quantized here; the separate activation launch goes
+ * away. The activation is act_mul_kernel's, to the bit. */
+
+template <int T, int NT>
+__global__ void __launch_bounds__(512)
+gemv_glu_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int nu, int F, int wpr,
+                const int8_t *__restrict__ xq, const float2 *__restrict__ xds, int ldx, int n_tok,
+                bool gelu, float *__restrict__ out, int8_t *__restrict__ q8, float2 *__restrict__ q8ds) {
+    pdl_wait();
+    __shared__ float act[NT][32];
+    __shared__ float red[16][8][NT];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int grp = warp / wpr, part = warp % wpr; /* 8 groups of wpr warps */
+    const int j0 = blockIdx.x * 32 + grp * 4;
+    const uint8_t *rows[8];
+#pragma unroll
+    for (int r = 0; r < 8; r++) rows[r] = w + (size_t)(2 * (j0 + (r & 3)) + (r >= 4)) * row_bytes;
+    float acc[8][NT];
+#pragma unroll
+    for (int r = 0; r < 8; r++)
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[r][t] = 0.0f;
+    for (int u = part * 32 + lane; u < nu; u += 32 * wpr) {
+        q8w<T> wv[8];
+#pragma unroll
+        for (int r = 0; r < 8; r++) wv[r].load(rows[r], nu, u);
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            const int tt = t < n_tok ? t : 0;
+            const int4 *xp = (const int4 *)(xq + (size_t)tt * ldx + 32 * (size_t)u);
+            const int4 xa = __ldg(xp), xb = __ldg(xp + 1);
+            const float2 xd = __ldg(xds + (size_t)tt * (ldx / 32) + u);
+#pragma unroll
+            for (int r = 0; r < 8; r++) acc[r][t] += wv[r].dot(xa, xb, xd);
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < 8; r++)
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            float a = acc[r][t];
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffffu, a, o);
+            if (lane == 0) red[warp][r][t] = a;
+        }
+    __syncthreads();
+    if (part == 0 && lane < 4 * NT) {
+        const int r = lane & 3, t = lane >> 2;
+        float g = 0.0f, u = 0.0f;
+        for (int k = 0; k < wpr; k++) g += red[warp + k][r][t], u += red[warp + k][r + 4][t];
+        act[t][grp * 4 + r] = glu_act(g, u, gelu);
+    }
+    __syncthreads();
+    if (warp < NT && warp < n_tok) {
+        const size_t i = (size_t)warp * F + blockIdx.x * 32 + lane;
+        const float v = act[warp][lane];
+        out[i] = v;
+        if (q8) warp_q8(v, q8 + i, q8ds + i / 32);
+    }
+}
+
+template <int T>
+static void glu_launch(hl_cu *cu, const hl_cu_mat *w, const int8_t *xq, const float *xds, int ldx, int n_tok,
+                       bool gelu, float *out, int8_t *q8, float *q8ds) {
+    const int F = w->n_out / 2;
+    const uint8_t *d = (const uint8_t *)w->data;
+    const float2 *ds = (const float2 *)xds;
+    float2 *ods = (float2 *)q8ds;
+    const int nu = w->n_in / 32, wpr = nu > 32 ? 2 : 1; /* 8 groups of wpr warps */
+    const dim3 grid((unsigned)(F / 32));
+#define GLU(TT, NT) pdl_launch(cu, gemv_glu_kernel<TT, NT>, grid, dim3(256 * wpr), d, w->row_bytes, nu, F, wpr, xq, ds, ldx, n_tok, gelu, out, q8, ods)
+#define GLU_T(TT)                                                                                  \
+    do {                                                                                           \
+        if (n_tok == 1) GLU(TT, 1);                                                                \
+        else GLU(TT, 2);                                                                           \
+    } while (0)
+    GLU_T(T);
+#undef GLU_T
+#undef GLU
+    hl_cu_after_launch(cu, "gemv glu");
+}
+
 static bool q8_type(int t) {
-    return t == HL_CU_Q4_0S || t == HL_CU_Q8_0S || t == HL_CU_Q6_KP || t == HL_Q4_K;
+    return t == HL_CU_Q4_0S || t == HL_CU_Q8_0S || t == HL_CU_Q6_KP || t == HL_Q4_K || t == HL_Q4_1 ||
+           t == HL_Q8_0;
 }
 
 /* ----------------------------------------------------------- relayout -- */
@@ -1081,6 +1239,11 @@ static void matmul_blas(hl_cu *cu, const hl_cu_mat *w, const float *x, int ldx, 
     }
 }
 
+static void gemv_f32(hl_cu *cu, const hl_cu_mat *w, const float *x, int ldx, int n_tok, float *y, int ldy) {
+    TYPE_SWITCH(w->type, (gemv_launch<TT>(cu, w, x, ldx, n_tok, y, ldy)));
+    hl_cu_after_launch(cu, "gemv");
+}
+
 static void matmul_small(hl_cu *cu, const hl_cu_mat *w, const float *x, int ldx, const int8_t *xq,
                          const float *xds, int n_tok, float *y, int ldy) {
     if (q8_type(w->type)) {
@@ -1096,13 +1259,14 @@ static void matmul_small(hl_cu *cu, const hl_cu_mat *w, const float *x, int ldx,
         case HL_CU_Q4_0S: gemv_q8_launch<HL_CU_Q4_0S>(cu, w, xq, xds, ldx, n_tok, y, ldy); break;
         case HL_CU_Q8_0S: gemv_q8_launch<HL_CU_Q8_0S>(cu, w, xq, xds, ldx, n_tok, y, ldy); break;
         case HL_CU_Q6_KP: gemv_q8_launch<HL_CU_Q6_KP>(cu, w, xq, xds, ldx, n_tok, y, ldy); break;
+        case HL_Q4_1: gemv_q8_launch<HL_Q4_1>(cu, w, xq, xds, ldx, n_tok, y, ldy); break;
+        case HL_Q8_0: gemv_q8_launch<HL_Q8_0>(cu, w, xq, xds, ldx, n_tok, y, ldy); break;
         default: gemv_q8_launch<HL_Q4_K>(cu, w, xq, xds, ldx, n_tok, y, ldy); break;
         }
         hl_cu_after_launch(cu, "gemv q8");
         return;
     }
-    TYPE_SWITCH(w->type, (gemv_launch<TT>(cu, w, x, ldx, n_tok, y, ldy)));
-    hl_cu_after_launch(cu, "gemv");
+    gemv_f32(cu, w, x, ldx, n_tok, y, ldy);
 }
 
 extern "C" void hl_cu_matmul_path(hl_cu *cu, const hl_cu_mat *w, const float *x, int ldx, int n_tok,
@@ -1122,20 +1286,19 @@ extern "C" void hl_cu_matmul(hl_cu *cu, const hl_cu_mat *w, const float *x, int 
     hl_cu_matmul_q8(cu, w, x, ldx, NULL, NULL, n_tok, y, ldy);
 }
 
-/* ----------------------------------------------------- norms, residual -- */
-
-__device__ __forceinline__ float block_sum(float v, float *sh) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    const int w = threadIdx.x >> 5, l = threadIdx.x & 31, nw = blockDim.x >> 5;
-    __syncthreads(); /* sh may still be read by a previous call */
-    if (l == 0) sh[w] = v;
-    __syncthreads();
-    v = l < nw ? sh[l] : 0.0f;
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
+extern "C" void hl_cu_matmul_act(hl_cu *cu, const hl_cu_mat *w, const float *x, int ldx, const int8_t *xq,
+                                 const float *xds, int n_tok, bool gelu, float *gu, float *out, int8_t *q8,
+                                 float *q8ds) {
+    const int F = w->n_out / 2;
+    if (w->type == HL_Q4_K && n_tok >= 1 && n_tok <= 2 && xq && F % 32 == 0) {
+        glu_launch<HL_Q4_K>(cu, w, xq, xds, ldx, n_tok, gelu, out, q8, q8ds);
+        return;
+    }
+    hl_cu_matmul_q8(cu, w, x, ldx, xq, xds, n_tok, gu, 2 * F);
+    hl_cu_act_mul(cu, gu, n_tok, F, gelu, true, out, q8, q8ds);
 }
+
+/* ----------------------------------------------------- norms, residual -- */
 
 /* One block per row; every thread keeps its PER elements in registers, so
  * the row is read once with all loads in flight, whatever the steps. */
@@ -1196,7 +1359,9 @@ extern "C" void hl_cu_resid_norm(hl_cu *cu, float *x, const float *delta, const 
                                  const float *w, float *out, int n_tok, int n, float eps,
                                  const int32_t *rows, int8_t *q8, float *q8ds) {
     if (n_tok <= 0) return;
-    const int threads = n >= 2048 ? 512 : 256;
+    /* more threads, fewer elements each: a shorter chain of latencies (1024
+     * measured faster than 512 and 256 at n 2048; registers allow it to 8192) */
+    const int threads = n >= 2048 && n <= 8192 ? 1024 : n >= 1024 ? 512 : 256;
     const int per = (n + threads - 1) / threads;
     float2 *ds = (float2 *)q8ds;
     if (per <= 4) pdl_launch(cu, resid_norm_kernel<4>, n_tok, threads, x, delta, post, w, out, n, eps, rows, q8, ds);
@@ -1210,6 +1375,60 @@ extern "C" void hl_cu_resid_norm(hl_cu *cu, float *x, const float *delta, const 
 /* ------------------------------------------------ q/k/v post-processing -- */
 
 #define MAX_HD 256
+
+/* One head of [q | k | v] into a warp's buffer b of head_dim floats: the
+ * bias (already offset to the head; may be NULL), the per-head rms norm nw
+ * (may be NULL), then rope at pos when asked (q and k). qkv_post and the
+ * fused attention both prepare heads here, so they agree to the bit. */
+__device__ __forceinline__ void head_prep(const float *src, const float *bias, const float *nw,
+                                          bool rope, int pos, const hl_cu_attn_shape &s, float *b,
+                                          int lane) {
+    const int hd = s.head_dim;
+    float ss = 0.0f;
+    for (int d = lane; d < hd; d += 32) {
+        const float v = src[d] + (bias ? bias[d] : 0.0f);
+        b[d] = v;
+        ss += v * v;
+    }
+    if (nw) {
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+        const float r = rsqrtf(ss / (float)hd + s.eps);
+        for (int d = lane; d < hd; d += 32) b[d] = b[d] * r * nw[d];
+    }
+    __syncwarp();
+    if (!rope) return;
+    const int half = s.n_rot / 2;
+    const float step = powf(s.rope_base, -2.0f / (float)s.n_rot);
+    for (int i = lane; i < half; i += 32) {
+        /* as hl_cpu_rope_table: pos * step^i by repeated products */
+        float theta = (float)pos;
+        for (int k = 0; k < i; k++) theta *= step;
+        if (s.freq_factors) theta /= s.freq_factors[i];
+        theta *= s.rope_scale;
+        float sn, cs;
+        sincosf(theta, &sn, &cs);
+        const int a = s.neox ? i : 2 * i, c = s.neox ? i + half : 2 * i + 1;
+        const float x0 = b[a], x1 = b[c];
+        b[a] = x0 * cs - x1 * sn;
+        b[c] = x0 * sn + x1 * cs;
+    }
+    __syncwarp();
+}
+
+/* k or v head kvh of one token's qkv row, prepared and stored in the cache
+ * at (seq, pos) as f16; b is the warp's scratch. */
+__device__ __forceinline__ void kv_store(const float *row, int kvh, bool is_v, int pos, int seq,
+                                        const hl_cu_attn_shape &s, const float *bk, const float *bv,
+                                        const float *k_norm, __half *kc, __half *vc, float *b, int lane) {
+    const int hd = s.head_dim, nh = s.n_head, nkv = s.n_head_kv;
+    const float *src = row + (size_t)(nh + (is_v ? nkv : 0) + kvh) * hd;
+    const float *bias = is_v ? bv : bk;
+    head_prep(src, bias ? bias + (size_t)kvh * hd : NULL, is_v ? NULL : k_norm, !is_v, pos, s, b, lane);
+    __half *dst = (is_v ? vc : kc) + (((size_t)seq * nkv + kvh) * s.n_ctx + pos) * hd;
+    for (int d = lane; d < hd; d += 32) dst[d] = __float2half_rn(b[d]);
+    __syncwarp();
+}
 
 /* One block per token; warp i takes heads i, i + 8, ... of [q | k | v]. */
 __global__ void qkv_post_kernel(float *__restrict__ qkv, int ld, hl_cu_attn_shape s,
@@ -1226,48 +1445,13 @@ __global__ void qkv_post_kernel(float *__restrict__ qkv, int ld, hl_cu_attn_shap
     float *row = qkv + (size_t)t * ld;
     float *b = buf[wi];
     for (int h = blockIdx.y * 8 + wi; h < nh + 2 * nkv; h += gridDim.y * 8) {
-        const int kind = h < nh ? 0 : h < nh + nkv ? 1 : 2; /* q, k, v */
-        const int hh = kind == 0 ? h : kind == 1 ? h - nh : h - nh - nkv;
-        float *src = row + (size_t)h * hd; /* q, k and v heads sit in this order */
-        const float *bias = kind == 0 ? bq : kind == 1 ? bk : bv;
-        const float *nw = kind == 0 ? q_norm : kind == 1 ? k_norm : NULL;
-        float ss = 0.0f;
-        for (int d = lane; d < hd; d += 32) {
-            float v = src[d] + (bias ? bias[(size_t)hh * hd + d] : 0.0f);
-            b[d] = v;
-            ss += v * v;
+        if (h >= nh) {
+            kv_store(row, (h - nh) % nkv, h >= nh + nkv, pos, seq, s, bk, bv, k_norm, kc, vc, b, lane);
+            continue;
         }
-        if (nw) {
-#pragma unroll
-            for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
-            const float r = rsqrtf(ss / (float)hd + s.eps);
-            for (int d = lane; d < hd; d += 32) b[d] = b[d] * r * nw[d];
-        }
-        __syncwarp();
-        if (kind < 2) {
-            const int half = s.n_rot / 2;
-            const float step = powf(s.rope_base, -2.0f / (float)s.n_rot);
-            for (int i = lane; i < half; i += 32) {
-                /* as hl_cpu_rope_table: pos * step^i by repeated products */
-                float theta = (float)pos;
-                for (int k = 0; k < i; k++) theta *= step;
-                if (s.freq_factors) theta /= s.freq_factors[i];
-                theta *= s.rope_scale;
-                float sn, cs;
-                sincosf(theta, &sn, &cs);
-                const int a = s.neox ? i : 2 * i, c = s.neox ? i + half : 2 * i + 1;
-                const float x0 = b[a], x1 = b[c];
-                b[a] = x0 * cs - x1 * sn;
-                b[c] = x0 * sn + x1 * cs;
-            }
-            __syncwarp();
-        }
-        if (kind == 0) {
-            for (int d = lane; d < hd; d += 32) src[d] = b[d];
-        } else {
-            __half *dst = (kind == 1 ? kc : vc) + (((size_t)seq * nkv + hh) * s.n_ctx + pos) * hd;
-            for (int d = lane; d < hd; d += 32) dst[d] = __float2half_rn(b[d]);
-        }
+        float *src = row + (size_t)h * hd;
+        head_prep(src, bq ? bq + (size_t)h * hd : NULL, q_norm, true, pos, s, b, lane);
+        for (int d = lane; d < hd; d += 32) src[d] = b[d];
         __syncwarp();
     }
 }
@@ -1315,29 +1499,66 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
-template <int HD>
+/* The q/k/v preparation of the fused form (POST): biases, norms and the
+ * cache rows it writes. */
+struct qkv_prep {
+    const float *bq, *bk, *bv, *q_norm, *k_norm;
+    int n_tok;
+};
+
+/* POST: the kernel also does qkv_post's work for the heads a block reads,
+ * without a launch of its own. Before attending, a block stores the k and
+ * v rows of every batch token of its sequence whose position lies in its
+ * split (the rows it is about to read; blocks that share such a row write
+ * the same bits), and each warp prepares its q head in shared memory; qkv
+ * is not modified. The cache is then read with coherent loads. Cost: the
+ * rows are prepared once per block that reads them, which is why the
+ * engine takes this form for small batches only. */
+template <int HD, bool POST>
 __global__ void __launch_bounds__(32 * ATT_WARPS)
 attn_kernel(const float *__restrict__ qkv, int ld, hl_cu_attn_shape s,
             const int32_t *__restrict__ posv, const int32_t *__restrict__ seqv,
-            const __half *__restrict__ kc, const __half *__restrict__ vc, int chunk,
+            __half *kc, __half *vc, int chunk,
             float *__restrict__ part, int *__restrict__ counters, float *__restrict__ out,
-            int8_t *__restrict__ q8, float2 *__restrict__ q8ds) {
+            int8_t *__restrict__ q8, float2 *__restrict__ q8ds, qkv_prep pp) {
     pdl_wait();
     constexpr int PER = HD / 32; /* dims per lane */
     __shared__ float q_sh[ATT_WARPS][HD];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int sp = blockIdx.x, t = blockIdx.z, h = blockIdx.y * ATT_WARPS + warp;
-    if (h >= s.n_head) return;
+    if (!POST && h >= s.n_head) return;
     const int pos = posv[t], seq = seqv[t];
     const int start = s.window > 0 && pos - s.window + 1 > 0 ? pos - s.window + 1 : 0;
     const int n_act = (pos + 1 - start + chunk - 1) / chunk; /* splits this token uses */
-    if (sp >= n_act) return;
+    if (sp >= n_act) return; /* the whole block */
     const int p_begin = start + sp * chunk, p_end = min(p_begin + chunk, pos + 1);
     const int kvh = h / (s.n_head / s.n_head_kv);
-    const float *q = qkv + (size_t)t * ld + (size_t)h * HD;
     float *qs = q_sh[warp];
+    if (POST) {
+        const int grp = s.n_head / s.n_head_kv, h_lo = blockIdx.y * ATT_WARPS;
+        const int kv_lo = h_lo / grp, kv_n = (min(h_lo + ATT_WARPS, s.n_head) - 1) / grp - kv_lo + 1;
+        int item = 0;
+        for (int t2 = 0; t2 < pp.n_tok; t2++) {
+            const int p2 = posv[t2];
+            if (seqv[t2] != seq || p2 < p_begin || p2 >= p_end) continue;
+            for (int k = 0; k < 2 * kv_n; k++, item++)
+                if (item % ATT_WARPS == warp)
+                    kv_store(qkv + (size_t)t2 * ld, kv_lo + k / 2, k & 1, p2, seq, s, pp.bk, pp.bv,
+                             pp.k_norm, kc, vc, qs, lane);
+        }
+        if (h < s.n_head) {
+            head_prep(qkv + (size_t)t * ld + (size_t)h * HD, pp.bq ? pp.bq + (size_t)h * HD : NULL,
+                      pp.q_norm, true, pos, s, qs, lane);
 #pragma unroll
-    for (int k = 0; k < PER; k++) qs[lane + 32 * k] = q[lane + 32 * k] * s.scale;
+            for (int k = 0; k < PER; k++) qs[lane + 32 * k] *= s.scale;
+        }
+        __syncthreads(); /* the block's cache rows are written */
+        if (h >= s.n_head) return;
+    } else {
+        const float *q = qkv + (size_t)t * ld + (size_t)h * HD;
+#pragma unroll
+        for (int k = 0; k < PER; k++) qs[lane + 32 * k] = q[lane + 32 * k] * s.scale;
+    }
     __syncwarp();
     const size_t base = ((size_t)seq * s.n_head_kv + kvh) * s.n_ctx;
     const __half *kb = kc + base * HD, *vb = vc + base * HD;
@@ -1352,7 +1573,7 @@ attn_kernel(const float *__restrict__ qkv, int ld, hl_cu_attn_shape s,
             float a = 0.0f;
 #pragma unroll
             for (int d8 = 0; d8 < HD / 8; d8++) {
-                const uint4 raw = __ldg(kr + d8);
+                const uint4 raw = POST ? kr[d8] : __ldg(kr + d8);
                 const __half2 *h2 = (const __half2 *)&raw;
 #pragma unroll
                 for (int k = 0; k < 4; k++) {
@@ -1371,10 +1592,13 @@ attn_kernel(const float *__restrict__ qkv, int ld, hl_cu_attn_shape s,
         for (int k = 0; k < PER; k++) o[k] *= alpha;
         const __half *vr = vb + (size_t)c0 * HD + lane;
 #pragma unroll 4
-        for (int pp = 0; pp < n; pp++) {
-            const float w = __shfl_sync(0xffffffffu, p, pp);
+        for (int pi = 0; pi < n; pi++) {
+            const float w = __shfl_sync(0xffffffffu, p, pi);
 #pragma unroll
-            for (int k = 0; k < PER; k++) o[k] += w * __half2float(vr[(size_t)pp * HD + 32 * k]);
+            for (int k = 0; k < PER; k++) {
+                const __half *vp = vr + (size_t)pi * HD + 32 * k;
+                o[k] += w * __half2float(POST ? *vp : __ldg(vp));
+            }
         }
     }
     const size_t ob = ((size_t)t * s.n_head + h) * HD;
@@ -1429,10 +1653,10 @@ extern "C" size_t hl_cu_attn_scratch(int n_tok, int n_head, int head_dim) {
     return (size_t)n_tok * (size_t)n_head * ATT_MAX_SPLIT * (size_t)(head_dim + 2);
 }
 
-extern "C" void hl_cu_attention(hl_cu *cu, const float *qkv, int ld, int n_tok,
-                                const hl_cu_attn_shape *s, const int32_t *pos, const int32_t *seq,
-                                const void *k_cache, const void *v_cache, float *out, int max_len,
-                                float *part, int *counters, int8_t *q8, float *q8ds) {
+static void attention(hl_cu *cu, const float *qkv, int ld, int n_tok, const hl_cu_attn_shape *s,
+                      const int32_t *pos, const int32_t *seq, void *k_cache, void *v_cache, float *out,
+                      int max_len, float *part, int *counters, int8_t *q8, float *q8ds,
+                      const qkv_prep *pp) {
     if (n_tok <= 0) return;
     const int hd = s->head_dim;
     if (hd != 64 && hd != 128 && hd != 256 && hd != 32 && hd != 96) {
@@ -1443,9 +1667,14 @@ extern "C" void hl_cu_attention(hl_cu *cu, const float *qkv, int ld, int n_tok,
     if ((max_len + chunk - 1) / chunk > ATT_MAX_SPLIT) chunk = (max_len + ATT_MAX_SPLIT - 1) / ATT_MAX_SPLIT;
     const int n_split = (max_len + chunk - 1) / chunk;
     dim3 grid((unsigned)n_split, (unsigned)((s->n_head + ATT_WARPS - 1) / ATT_WARPS), (unsigned)n_tok);
-    const __half *kc = (const __half *)k_cache, *vc = (const __half *)v_cache;
+    __half *kc = (__half *)k_cache, *vc = (__half *)v_cache;
     float2 *ds = (float2 *)q8ds;
-#define ATT(HD) pdl_launch(cu, attn_kernel<HD>, grid, 32 * ATT_WARPS, qkv, ld, *s, pos, seq, kc, vc, chunk, part, counters, out, q8, ds)
+    const qkv_prep none = {};
+#define ATT(HD)                                                                                    \
+    (pp ? pdl_launch(cu, attn_kernel<HD, true>, grid, 32 * ATT_WARPS, qkv, ld, *s, pos, seq, kc, vc, \
+                     chunk, part, counters, out, q8, ds, *pp)                                      \
+        : pdl_launch(cu, attn_kernel<HD, false>, grid, 32 * ATT_WARPS, qkv, ld, *s, pos, seq, kc,  \
+                     vc, chunk, part, counters, out, q8, ds, none))
     switch (hd) {
     case 32: ATT(32); break;
     case 64: ATT(64); break;
@@ -1457,32 +1686,47 @@ extern "C" void hl_cu_attention(hl_cu *cu, const float *qkv, int ld, int n_tok,
     hl_cu_after_launch(cu, "attention");
 }
 
+extern "C" void hl_cu_attention(hl_cu *cu, const float *qkv, int ld, int n_tok,
+                                const hl_cu_attn_shape *s, const int32_t *pos, const int32_t *seq,
+                                const void *k_cache, const void *v_cache, float *out, int max_len,
+                                float *part, int *counters, int8_t *q8, float *q8ds) {
+    /* read-only without the fused preparation */
+    attention(cu, qkv, ld, n_tok, s, pos, seq, (void *)k_cache, (void *)v_cache, out, max_len, part,
+              counters, q8, q8ds, NULL);
+}
+
+extern "C" void hl_cu_attention_fused(hl_cu *cu, const float *qkv, int ld, int n_tok,
+                                      const hl_cu_attn_shape *s, const float *bq, const float *bk,
+                                      const float *bv, const float *q_norm, const float *k_norm,
+                                      const int32_t *pos, const int32_t *seq, void *k_cache,
+                                      void *v_cache, float *out, int max_len, float *part,
+                                      int *counters, int8_t *q8, float *q8ds) {
+    const qkv_prep pp = {bq, bk, bv, q_norm, k_norm, n_tok};
+    attention(cu, qkv, ld, n_tok, s, pos, seq, k_cache, v_cache, out, max_len, part, counters, q8, q8ds,
+              &pp);
+}
+
 /* ---------------------------------------------------------- elementwise -- */
 
-__global__ void act_mul_kernel(const float *__restrict__ gu, int n, size_t total, bool gelu,
+__global__ void act_mul_kernel(const float *__restrict__ gu, int n, size_t total, bool gelu, bool ilv,
                                float *__restrict__ out, int8_t *__restrict__ q8,
                                float2 *__restrict__ q8ds) {
     pdl_wait();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= total) return;
     size_t t = i / (size_t)n, j = i % (size_t)n;
-    const float g = gu[t * 2 * n + j], u = gu[t * 2 * n + n + j];
-    float a;
-    if (gelu) {
-        const float k = 0.7978845608028654f;
-        a = 0.5f * g * (1.0f + tanhf(k * (g + 0.044715f * g * g * g)));
-    } else {
-        a = g / (1.0f + __expf(-g));
-    }
-    out[i] = a * u;
-    if (q8) warp_q8(a * u, q8 + i, q8ds + i / 32); /* total % 32 == 0: whole warps */
+    const float g = ilv ? gu[t * 2 * n + 2 * j] : gu[t * 2 * n + j];
+    const float u = ilv ? gu[t * 2 * n + 2 * j + 1] : gu[t * 2 * n + n + j];
+    const float v = glu_act(g, u, gelu);
+    out[i] = v;
+    if (q8) warp_q8(v, q8 + i, q8ds + i / 32); /* total % 32 == 0: whole warps */
 }
 
-extern "C" void hl_cu_act_mul(hl_cu *cu, const float *gu, int n_tok, int n, bool gelu, float *out,
-                              int8_t *q8, float *q8ds) {
+extern "C" void hl_cu_act_mul(hl_cu *cu, const float *gu, int n_tok, int n, bool gelu, bool interleaved,
+                              float *out, int8_t *q8, float *q8ds) {
     size_t total = (size_t)n_tok * (size_t)n;
     if (!total) return;
-    pdl_launch(cu, act_mul_kernel, (unsigned)((total + 255) / 256), 256, gu, n, total, gelu, out, q8,
+    pdl_launch(cu, act_mul_kernel, (unsigned)((total + 255) / 256), 256, gu, n, total, gelu, interleaved, out, q8,
                                                                             (float2 *)q8ds);
     hl_cu_after_launch(cu, "act_mul");
 }
@@ -1501,15 +1745,17 @@ extern "C" void hl_cu_softcap(hl_cu *cu, float *x, size_t n, float cap) {
 
 /* Argmax as one 64-bit atomic max per warp: the key is the value's bits
  * made monotonic in the float order, then the complement of the index (so
- * the first index wins ties). NaN never wins; a row of NaN gives -1. hl_cu_argmax_keys zeroes the
- * keys first; hl_cu_argmax_ids turns keys into indices. */
+ * the first index wins ties). NaN never wins; a row of NaN gives -1. The
+ * last block to finish (a counter) turns the keys into indices and zeroes
+ * keys and counter for the next call: one launch. */
 __device__ __forceinline__ unsigned long long argmax_key(float v, int i) {
     uint32_t b = __float_as_uint(v == 0.0f ? 0.0f : v); /* -0 ties with +0 */
     b = (b & 0x80000000u) ? ~b : b | 0x80000000u;
     return (unsigned long long)b << 32 | (uint32_t)(0xffffffffu - (uint32_t)i);
 }
 
-__global__ void argmax_kernel(const float *__restrict__ x, int n, unsigned long long *__restrict__ keys) {
+__global__ void argmax_kernel(const float *__restrict__ x, int n, int n_rows, unsigned long long *keys,
+                              int *counter, int32_t *__restrict__ ids) {
     pdl_wait();
     const float *r = x + (size_t)blockIdx.y * n;
     unsigned long long best = 0;
@@ -1531,22 +1777,25 @@ __global__ void argmax_kernel(const float *__restrict__ x, int n, unsigned long 
         best = other > best ? other : best;
     }
     if ((threadIdx.x & 31) == 0 && best) atomicMax(keys + blockIdx.y, best);
-}
-
-__global__ void argmax_ids_kernel(const unsigned long long *__restrict__ keys, int n_rows,
-                                  int32_t *__restrict__ ids) {
-    pdl_wait();
-    const int r = blockIdx.x * blockDim.x + threadIdx.x;
-    if (r < n_rows) ids[r] = keys[r] ? (int32_t)(0xffffffffu - (uint32_t)(keys[r] & 0xffffffffu)) : -1;
+    __shared__ int last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(counter, 1) == (int)(gridDim.x * gridDim.y) - 1;
+    __syncthreads();
+    if (!last) return;
+    for (int i = threadIdx.x; i < n_rows; i += blockDim.x) {
+        const unsigned long long k = atomicExch(keys + i, 0ull);
+        ids[i] = k ? (int32_t)(0xffffffffu - (uint32_t)(k & 0xffffffffu)) : -1;
+    }
+    if (threadIdx.x == 0) *counter = 0;
 }
 
 extern "C" void hl_cu_argmax(hl_cu *cu, const float *x, int n_rows, int n, int32_t *ids) {
     if (n_rows <= 0) return;
-    /* the keys live just past the ids: callers give ids room for 3 * n_rows int32 */
+    /* the keys live just past the ids, the counter past the keys */
     unsigned long long *keys = (unsigned long long *)(((uintptr_t)(ids + n_rows) + 7) & ~(uintptr_t)7);
-    hl_cu_memset(cu, keys, 0, sizeof(unsigned long long) * (size_t)n_rows);
+    int *counter = (int *)(keys + n_rows);
     dim3 grid((unsigned)((n + 256 * 16 - 1) / (256 * 16)), (unsigned)n_rows);
-    pdl_launch(cu, argmax_kernel, grid, 256, x, n, keys);
-    pdl_launch(cu, argmax_ids_kernel, (n_rows + 127) / 128, 128, keys, n_rows, ids);
+    pdl_launch(cu, argmax_kernel, grid, 256, x, n, n_rows, keys, counter, ids);
     hl_cu_after_launch(cu, "argmax");
 }

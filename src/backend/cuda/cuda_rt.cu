@@ -212,6 +212,19 @@ extern "C" int hl_cu_upload(hl_cu *cu, void *dev, const void *host, size_t bytes
     return 0;
 }
 
+extern "C" int hl_cu_upload_rows(hl_cu *cu, void *dev, size_t dpitch, const void *host, size_t spitch,
+                                 size_t width, size_t rows, hl_err *e) {
+    cudaError_t rc = cudaMemcpy2D(dev, dpitch, host, spitch, width, rows, cudaMemcpyHostToDevice);
+    if (rc == cudaSuccess) rc = cudaDeviceSynchronize(); /* as hl_cu_upload */
+    if (rc != cudaSuccess) {
+        cudaGetLastError();
+        (void)cu;
+        return hl_errf(e, "cuda: upload of %zu rows of %zu bytes failed: %s", rows, width,
+                       cudaGetErrorString(rc));
+    }
+    return 0;
+}
+
 extern "C" void hl_cu_copy_h2d(hl_cu *cu, void *dev, const void *host, size_t bytes) {
     hl_cu_set_error(cu, cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, cu->stream),
                     "copy to device");
