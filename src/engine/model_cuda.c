@@ -441,13 +441,12 @@ static void enqueue(hl_ctx *c, int n, int n_out, int max_len) {
     hl_cu_get_rows(cu, &w->tok_embd, tok, n, g->x, E, hp->embd_scale);
     /* int8 forms of matmul inputs are made by their producers for small
      * batches (the int8 kernels); larger ones go to cuBLAS in f16. Small
-     * batches also take the fused forms: q/k/v preparation inside attention
-     * and the activation inside the gate|up matmul. The last layer's
-     * residual step goes on to the output norm when every token wants
-     * logits. HL_CUDA_FUSE (profiling) turns the fused forms off by bits:
-     * 1 attention, 2 activation. */
+     * batches also prepare q/k/v inside the attention launch
+     * (HL_CUDA_FUSE=0, for profiling, gives that its own launch again).
+     * The last layer's residual step goes on to the output norm when every
+     * token wants logits. */
     const char *fz = getenv("HL_CUDA_FUSE");
-    const int fuse = fz ? atoi(fz) : 3;
+    const bool fuse = !(fz && !strcmp(fz, "0"));
     const bool small = n <= 8;
     int8_t *q8 = small ? g->q8 : NULL;
     float *q8ds = small ? g->q8ds : NULL;
@@ -470,7 +469,7 @@ static void enqueue(hl_ctx *c, int n, int n_out, int max_len) {
             .freq_factors = w->rope_freqs, .window = swa ? hp->n_swa : 0};
         uint16_t *kc = (uint16_t *)g->kc + (size_t)il * g->layer_stride;
         uint16_t *vc = (uint16_t *)g->vc + (size_t)il * g->layer_stride;
-        if (small && (fuse & 1)) {
+        if (small && fuse) {
             hl_cu_attention_fused(cu, g->qkv, ldqkv, n, &s, l->bq, l->bk, l->bv, l->q_norm, l->k_norm, pos,
                                   seq, kc, vc, g->att, max_len, g->part, g->att_count, q8, q8ds);
         } else {
@@ -483,11 +482,8 @@ static void enqueue(hl_ctx *c, int n, int n_out, int max_len) {
         hl_cu_resid_norm(cu, g->x, g->xb, l->post_attn_norm, l->ffn_norm, g->xb, n, E, hp->rms_eps, NULL,
                          q8, q8ds);
         const bool gelu = hp->arch == HL_ARCH_GEMMA3;
-        if (l->n_gu == 1 && (fuse & 2)) {
+        if (l->n_gu == 1) { /* gate and up rows interleaved */
             hl_cu_matmul_act(cu, &l->gu[0], g->xb, E, q8, q8ds, n, gelu, g->gu, g->hb, q8, q8ds);
-        } else if (l->n_gu == 1) {
-            hl_cu_matmul_q8(cu, &l->gu[0], g->xb, E, q8, q8ds, n, g->gu, 2 * F);
-            hl_cu_act_mul(cu, g->gu, n, F, gelu, true, g->hb, q8, q8ds);
         } else {
             hl_cu_matmul_q8(cu, &l->gu[0], g->xb, E, q8, q8ds, n, g->gu, 2 * F);
             hl_cu_matmul_q8(cu, &l->gu[1], g->xb, E, q8, q8ds, n, g->gu + F, 2 * F);
