@@ -732,19 +732,6 @@ template <> struct q8w<HL_CU_Q6_KP> { /* 224-byte blocks: ql 0, qh 128, scales 1
     }
 };
 
-__device__ __forceinline__ float block_sum(float v, float *sh) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    const int w = threadIdx.x >> 5, l = threadIdx.x & 31, nw = blockDim.x >> 5;
-    __syncthreads(); /* sh may still be read by a previous call */
-    if (l == 0) sh[w] = v;
-    __syncthreads();
-    v = l < nw ? sh[l] : 0.0f;
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
 /* act(g) * u, the gated activation (act_mul_kernel's, to the bit). */
 __device__ __forceinline__ float glu_act(float g, float u, bool gelu) {
     float a;
@@ -838,16 +825,15 @@ static void gemv_q8_launch(hl_cu *cu, const hl_cu_mat *w, const int8_t *xq, cons
 
 /* The gate|up matmul with the activation in its epilogue (decode), for
  * Q4_K: w interleaves gate and up rows (hl_cu_matmul_act); block b makes
- * outputs [32b, 32b + 32)
- * of act(gate . x) * (up . x), warp i the four from 32b + 4i, reading the
- * four gate rows and the four up rows together (so each x unit is read
- * once for eight rows). The block's 32 outputs are one int8 block of the
- * next matmul's input, quantized here; the separate activation launch goes
- * away. The activation is act_mul_kernel's, to the bit. Its accumulation
- * loop repeats gemv_q8_kernel's on purpose: one shared inline helper
- * changed the plain kernel's code (64 -> 44 registers) and cost its
- * decode 7-13% (H200, 1B and 8B Q4_0). */
-
+ * outputs [32b, 32b + 32) of act(gate . x) * (up . x), group i (of wpr
+ * warps) the four from 32b + 4i, reading the four gate rows and the four
+ * up rows together (so each x unit is read once for eight rows). The
+ * block's 32 outputs are one int8 block of the next matmul's input,
+ * quantized here; the separate activation launch goes away. The
+ * activation is act_mul_kernel's, to the bit. Its accumulation loop
+ * repeats gemv_q8_kernel's on purpose: one shared inline helper changed
+ * the plain kernel's code (64 -> 44 registers) and cost its decode 7-13%
+ * (H200, 1B and 8B Q4_0). */
 template <int T, int NT>
 __global__ void __launch_bounds__(512)
 gemv_glu_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int nu, int F, int wpr,
@@ -1302,6 +1288,19 @@ extern "C" void hl_cu_matmul_act(hl_cu *cu, const hl_cu_mat *w, const float *x, 
 }
 
 /* ----------------------------------------------------- norms, residual -- */
+
+__device__ __forceinline__ float block_sum(float v, float *sh) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    const int w = threadIdx.x >> 5, l = threadIdx.x & 31, nw = blockDim.x >> 5;
+    __syncthreads(); /* sh may still be read by a previous call */
+    if (l == 0) sh[w] = v;
+    __syncthreads();
+    v = l < nw ? sh[l] : 0.0f;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
 
 /* One block per row; every thread keeps its PER elements in registers, so
  * the row is read once with all loads in flight, whatever the steps. */
