@@ -17,15 +17,44 @@
 
 /* Every kernel is launched with programmatic dependent launch (Hopper):
  * its blocks may be scheduled while the previous kernel in the stream is
- * still running, and wait at pdl_wait() (their first statement) until that
- * kernel has finished and its writes are visible (triggering the successor
- * early as well measured slower: 1334 vs 1358 tok/s). In a graph of ~150 small kernels per
- * token this hides most of the gap between one kernel and the next. */
+ * still running, and wait at pdl_wait() until that kernel has finished
+ * and its writes are visible. In a graph of ~130 small kernels per token
+ * this hides most of the gap between one kernel and the next. */
 __device__ __forceinline__ void pdl_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
 }
+
+/* How far a kernel lets its successor run ahead: bits of c_overlap, set
+ * per device by hl_cu_new (HL_CUDA_OVERLAP overrides, for A/B runs).
+ *  OV_PREFETCH: the matmuls load their first weights before they wait
+ *    (weights never depend on the previous kernel), so a small matmul's
+ *    weight reads overlap the kernel before it; for that to happen the
+ *    kernel before must let it launch early:
+ *  OV_NORM, OV_ATTN, OV_OTHER: those kernels trigger their successor's
+ *    launch as soon as their own wait is over (at most one kernel's blocks
+ *    wait at a time);
+ *  OV_MATMUL_LATE: the int8 matmul triggers once its accumulation is
+ *    done; OV_MATMUL at its start instead measured slower.
+ * H200, tg128 (bench/RESULTS.md): 1B Q4_0 1,313 (0) -> 1,445 (30) -> 1,468
+ * (62, the default), 31 gave 1,283; 8B Q4_0 404 -> 428 -> 438. */
+__constant__ int c_overlap;
+
+enum { OV_MATMUL = 1, OV_PREFETCH = 2, OV_NORM = 4, OV_ATTN = 8, OV_OTHER = 16, OV_MATMUL_LATE = 32 };
+
+__device__ __forceinline__ void pdl_trigger(int kind) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (c_overlap & kind) asm volatile("griddepcontrol.launch_dependents;" :::);
+#endif
+}
+
+__device__ __forceinline__ void pdl_wait_trigger(int kind = OV_OTHER) {
+    pdl_wait();
+    pdl_trigger(kind);
+}
+
+extern "C" void hl_cu_set_overlap(int mode) { cudaMemcpyToSymbol(c_overlap, &mode, sizeof mode); }
 
 template <typename... KArgs, typename... Args>
 static void pdl_launch(hl_cu *cu, void (*k)(KArgs...), dim3 grid, dim3 block, Args... args) {
@@ -577,7 +606,7 @@ __device__ __forceinline__ void warp_q8(float v, int8_t *q, float2 *ds) {
 
 __global__ void quantize_q8_kernel(const float *__restrict__ x, int ldx, int n, size_t total,
                                    int8_t *__restrict__ q, float2 *__restrict__ ds) {
-    pdl_wait();
+    pdl_wait_trigger();
     const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= total) return; /* total is a multiple of 32: whole warps leave */
     const size_t t = i / (size_t)n, j = i % (size_t)n;
@@ -755,7 +784,6 @@ __global__ void __launch_bounds__(256)
 gemv_q8_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int nu, int n_out, int wpr,
                const int8_t *__restrict__ xq, const float2 *__restrict__ xds, int ldx, int n_tok,
                float *__restrict__ y, int ldy) {
-    pdl_wait();
     __shared__ float red[8][RPW][NT];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int row0 = (blockIdx.x * (8 / wpr) + warp / wpr) * RPW, part = warp % wpr;
@@ -764,12 +792,23 @@ gemv_q8_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int nu, int n_ou
     for (int r = 0; r < RPW; r++)
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[r][t] = 0.0f;
-    if (row0 < n_out) {
-        for (int u = part * 32 + lane; u < nu; u += 32 * wpr) {
-            q8w<T> wv[RPW];
+    /* the first unit's weights are loaded before the wait (c_overlap bit 1) */
+    q8w<T> wv[RPW];
+    int u = part * 32 + lane;
+    const bool early = c_overlap & OV_PREFETCH;
+    if (early && row0 < n_out && u < nu) {
 #pragma unroll
-            for (int r = 0; r < RPW; r++)
-                if (row0 + r < n_out) wv[r].load(w + (size_t)(row0 + r) * row_bytes, nu, u);
+        for (int r = 0; r < RPW; r++)
+            if (row0 + r < n_out) wv[r].load(w + (size_t)(row0 + r) * row_bytes, nu, u);
+    }
+    pdl_wait_trigger(OV_MATMUL);
+    if (row0 < n_out) {
+        for (bool first = true; u < nu; u += 32 * wpr, first = false) {
+            if (!early || !first) {
+#pragma unroll
+                for (int r = 0; r < RPW; r++)
+                    if (row0 + r < n_out) wv[r].load(w + (size_t)(row0 + r) * row_bytes, nu, u);
+            }
 #pragma unroll
             for (int t = 0; t < NT; t++) {
                 const int tt = t < n_tok ? t : 0;
@@ -782,6 +821,7 @@ gemv_q8_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int nu, int n_ou
             }
         }
     }
+    pdl_trigger(OV_MATMUL_LATE);
 #pragma unroll
     for (int r = 0; r < RPW; r++)
 #pragma unroll
@@ -839,7 +879,6 @@ __global__ void __launch_bounds__(512)
 gemv_glu_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int nu, int F, int wpr,
                 const int8_t *__restrict__ xq, const float2 *__restrict__ xds, int ldx, int n_tok,
                 bool gelu, float *__restrict__ out, int8_t *__restrict__ q8, float2 *__restrict__ q8ds) {
-    pdl_wait();
     __shared__ float act[NT][32];
     __shared__ float red[16][8][NT];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -853,10 +892,19 @@ gemv_glu_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int nu, int F, 
     for (int r = 0; r < 8; r++)
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[r][t] = 0.0f;
-    for (int u = part * 32 + lane; u < nu; u += 32 * wpr) {
-        q8w<T> wv[8];
+    q8w<T> wv[8];
+    int u = part * 32 + lane;
+    const bool early = c_overlap & OV_PREFETCH;
+    if (early && u < nu) {
 #pragma unroll
         for (int r = 0; r < 8; r++) wv[r].load(rows[r], nu, u);
+    }
+    pdl_wait_trigger(OV_MATMUL);
+    for (bool first = true; u < nu; u += 32 * wpr, first = false) {
+        if (!early || !first) {
+#pragma unroll
+            for (int r = 0; r < 8; r++) wv[r].load(rows[r], nu, u);
+        }
 #pragma unroll
         for (int t = 0; t < NT; t++) {
             const int tt = t < n_tok ? t : 0;
@@ -922,7 +970,7 @@ static bool q8_type(int t) {
 
 __global__ void relayout_kernel(const uint8_t *__restrict__ src, size_t src_row, uint8_t *__restrict__ dst,
                                 size_t dst_row, int nb, int kind, size_t total) {
-    pdl_wait();
+    pdl_wait_trigger();
     const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; /* one block of one row */
     if (i >= total) return;
     const size_t r = i / (size_t)nb;
@@ -1006,7 +1054,6 @@ template <int T, int NT>
 __global__ void __launch_bounds__(32 * GW)
 gemv_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int n_units, int n_out, int R,
             const float *__restrict__ x, int ldx, int n_tok, float *__restrict__ y, int ldy) {
-    pdl_wait();
     constexpr int TU = tile_of<T>::UNITS, SB = tile_of<T>::BYTES;
     __shared__ __align__(16) uint8_t stage[GW][GEMV_STAGES][SB];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -1033,8 +1080,12 @@ gemv_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int n_units, int n_
         }
         cp_async_commit(); /* an empty group keeps the count uniform */
     };
+    /* the first tiles' copies start before the wait (c_overlap bit 1) */
+    const bool early = c_overlap & OV_PREFETCH;
+    if (!early) pdl_wait_trigger(OV_MATMUL);
 #pragma unroll
     for (int j = 0; j < GEMV_STAGES - 1; j++) issue(j);
+    if (early) pdl_wait_trigger(OV_MATMUL);
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++) acc[t] = 0.0f;
@@ -1102,7 +1153,7 @@ static void gemv_launch(hl_cu *cu, const hl_cu_mat *w, const float *x, int ldx, 
 template <int T>
 __global__ void dequant_f16_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int n_units,
                                    size_t total, __half *__restrict__ out) {
-    pdl_wait();
+    pdl_wait_trigger();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= total) return;
     size_t row = i / (size_t)n_units;
@@ -1122,7 +1173,7 @@ __global__ void dequant_f16_kernel(const uint8_t *__restrict__ w, size_t row_byt
 template <int T>
 __global__ void dequant_f32_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int n_units,
                                    size_t total, float *__restrict__ out) {
-    pdl_wait();
+    pdl_wait_trigger();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= total) return;
     size_t row = i / (size_t)n_units;
@@ -1137,7 +1188,7 @@ template <int T>
 __global__ void get_rows_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int n_units,
                                 const int32_t *__restrict__ ids, float *__restrict__ out, int ld,
                                 float scale) {
-    pdl_wait();
+    pdl_wait_trigger();
     int u = blockIdx.x * blockDim.x + threadIdx.x, i = blockIdx.y;
     if (u >= n_units) return;
     float v[32];
@@ -1149,7 +1200,7 @@ __global__ void get_rows_kernel(const uint8_t *__restrict__ w, size_t row_bytes,
 
 __global__ void f32_to_f16_kernel(const float *__restrict__ x, int ldx, int n, int n_tok,
                                   __half *__restrict__ out) {
-    pdl_wait();
+    pdl_wait_trigger();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)n * n_tok) return;
     size_t t = i / (size_t)n, j = i % (size_t)n;
@@ -1309,20 +1360,25 @@ __global__ void resid_norm_kernel(float *__restrict__ x, const float *delta,
                                   const float *__restrict__ post, const float *__restrict__ w,
                                   float *out, int n, float eps, const int32_t *__restrict__ rows,
                                   int8_t *__restrict__ q8, float2 *__restrict__ q8ds) {
-    pdl_wait();
     __shared__ float sh[32];
     const int t = blockIdx.x, nt = blockDim.x;
+    float xv[PER], dv[PER], pv[PER], wv[PER];
+#pragma unroll
+    for (int k = 0; k < PER; k++) { /* the norms' weights before the wait */
+        const int i = threadIdx.x + k * nt;
+        const bool in = i < n;
+        pv[k] = in && post ? post[i] : 0.0f;
+        wv[k] = in && w ? w[i] : 0.0f;
+    }
+    pdl_wait_trigger(OV_NORM);
     float *xr = x + (size_t)(rows ? rows[t] : t) * n;
     const float *dr = delta ? delta + (size_t)t * n : NULL;
-    float xv[PER], dv[PER], pv[PER], wv[PER];
 #pragma unroll
     for (int k = 0; k < PER; k++) {
         const int i = threadIdx.x + k * nt;
         const bool in = i < n;
         xv[k] = in ? xr[i] : 0.0f;
         dv[k] = in && dr ? dr[i] : 0.0f;
-        pv[k] = in && post ? post[i] : 0.0f;
-        wv[k] = in && w ? w[i] : 0.0f;
     }
     if (dr) {
         float r = 1.0f;
@@ -1439,7 +1495,7 @@ __global__ void qkv_post_kernel(float *__restrict__ qkv, int ld, hl_cu_attn_shap
                                 const float *__restrict__ k_norm, const int32_t *__restrict__ posv,
                                 const int32_t *__restrict__ seqv, __half *__restrict__ kc,
                                 __half *__restrict__ vc) {
-    pdl_wait();
+    pdl_wait_trigger();
     __shared__ float buf[8][MAX_HD];
     const int t = blockIdx.x, wi = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int hd = s.head_dim, pos = posv[t], seq = seqv[t];
@@ -1523,7 +1579,7 @@ attn_kernel(const float *__restrict__ qkv, int ld, hl_cu_attn_shape s,
             __half *kc, __half *vc, int chunk,
             float *__restrict__ part, int *__restrict__ counters, float *__restrict__ out,
             int8_t *__restrict__ q8, float2 *__restrict__ q8ds, qkv_prep pp) {
-    pdl_wait();
+    pdl_wait_trigger(OV_ATTN);
     constexpr int PER = HD / 32; /* dims per lane */
     __shared__ float q_sh[ATT_WARPS][HD];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -1713,7 +1769,7 @@ extern "C" void hl_cu_attention_fused(hl_cu *cu, const float *qkv, int ld, int n
 __global__ void act_mul_kernel(const float *__restrict__ gu, int n, size_t total, bool gelu, bool ilv,
                                float *__restrict__ out, int8_t *__restrict__ q8,
                                float2 *__restrict__ q8ds) {
-    pdl_wait();
+    pdl_wait_trigger();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= total) return;
     size_t t = i / (size_t)n, j = i % (size_t)n;
@@ -1734,7 +1790,7 @@ extern "C" void hl_cu_act_mul(hl_cu *cu, const float *gu, int n_tok, int n, bool
 }
 
 __global__ void softcap_kernel(float *x, size_t n, float cap) {
-    pdl_wait();
+    pdl_wait_trigger();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) x[i] = cap * tanhf(x[i] / cap);
 }
@@ -1758,7 +1814,7 @@ __device__ __forceinline__ unsigned long long argmax_key(float v, int i) {
 
 __global__ void argmax_kernel(const float *__restrict__ x, int n, int n_rows, unsigned long long *keys,
                               int *counter, int32_t *__restrict__ ids) {
-    pdl_wait();
+    pdl_wait_trigger();
     const float *r = x + (size_t)blockIdx.y * n;
     unsigned long long best = 0;
     const int base = blockIdx.x * blockDim.x * 16;

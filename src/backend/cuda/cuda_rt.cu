@@ -119,6 +119,9 @@ extern "C" int hl_cu_new(hl_cu **out, int device, hl_err *e) {
         hl_cu_free(cu);
         return hl_errf(e, "cuda: cannot allocate the cuBLAS workspace");
     }
+    /* HL_CUDA_OVERLAP (bits of c_overlap in cuda_kern.cu) is for A/B runs */
+    const char *ov = getenv("HL_CUDA_OVERLAP");
+    hl_cu_set_overlap(ov ? atoi(ov) : 62);
     *out = cu;
     return 0;
 }
