@@ -57,6 +57,9 @@ $(BUILD)/%_avx2.o: %_avx2.c
 $(BUILD)/%_avx512.o: %_avx512.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c -o $@ $<
+$(BUILD)/%_amx.o: %_amx.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX512_FLAGS) -mamx-tile -mamx-int8 -MMD -MP -c -o $@ $<
 
 $(BUILD)/%.o: %.cu $(wildcard src/backend/cuda/*.h)
 	@mkdir -p $(dir $@)

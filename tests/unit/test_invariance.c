@@ -11,8 +11,9 @@
  *   - gemm, every tile shape n_w x n_a, against dot with n_a = 1;
  *   - the packed kernels (repack.h) with n_a = 2, 3, 4 against n_a = 1;
  * and on the best path:
- *   - the matmul (threads, tasks, tiles at the matrix's edges) of 2..11
- *     tokens against the matmul of each token alone, rows kept and packed;
+ *   - the matmul (threads, tasks, tiles at the matrix's edges) of 2..35
+ *     tokens against the matmul of each token alone, rows kept and packed
+ *     (on the AMX path, 16 and more run through its tiles);
  *   - a tiny model's logits for every token of a sequence: alone with its
  *     prompt in one batch, against the prompt in chunks of other sizes, one
  *     token at a time, and batched with two other sequences' tokens.
@@ -271,7 +272,7 @@ static int matmul_mismatches(hl_pool *pool, hl_dtype wt, int n_in, int n_out, co
 }
 
 TEST(invariance_matmul_tokens_alone_or_together) {
-    const int n_in = 512, T = 11;
+    const int n_in = 512, T = 35; /* on the AMX path: two tiles of 16 and 3 more */
     hl_pool *pool = hl_pool_new(3);
     CHECK(pool != NULL);
     if (!pool) return;

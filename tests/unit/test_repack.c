@@ -7,8 +7,9 @@
  * scalar dot of the original row within 1e-5 relative to sum |w_i a_i|
  * (+1e-6), and leaves the output gaps alone. Some blocks hold the extreme
  * codes (Q4_0 nibbles 15, Q8_0 -128, activations +-127) that bound the
- * kernels' integer sums. Also: the layout repack.h documents, and which
- * shapes and types are refused.
+ * kernels' integer sums. The AMX group kernel, where the CPU has it,
+ * equals the packed kernel bit for bit on 16 to 48 rows. Also: the layout
+ * repack.h documents, and which shapes and types are refused.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -164,6 +165,60 @@ TEST(repack_kernels_match_row_dot) {
     }
 }
 
+/* The group kernel of a path that has one (AMX) on n_a = 16, 32, 48 rows
+ * at an odd stride: every result bit-identical to the same path's packed
+ * kernel on 1..4 rows, and nothing written between the groups' outputs. */
+static void check_gemm(hl_dtype t, hl_cpu_path path, int n_in, int n_out) {
+    const hl_packed_gemm_fn gemm = hl_packed_gemm_path(t, path);
+    const hl_packed_fn fn = hl_packed_kernel_path(t, path);
+    const size_t row_bytes = hl_dtype_row_size(t, (uint64_t)n_in);
+    const size_t arow = hl_dtype_row_size(HL_Q8_0, (uint64_t)n_in), astride = arow + 14;
+    const size_t gbytes = hl_packed_group_bytes(t, n_in);
+    const int max_a = 3 * HL_PACKED_GEMM_ROWS, os = n_out + 3;
+    uint8_t *w = malloc(row_bytes * (size_t)n_out), *a = malloc(astride * (size_t)max_a);
+    uint8_t *packed = malloc(hl_repack_bytes(t, n_in, n_out));
+    float *got = malloc(sizeof(float) * (size_t)os * max_a), *want = malloc(sizeof(float) * (size_t)os * max_a);
+    make_weights(t, n_in, n_out, w, row_bytes);
+    for (int k = 0; k < max_a; k += HL_DOT_MAX_A) make_acts(n_in, HL_DOT_MAX_A, a + k * astride, astride);
+    hl_repack(t, w, row_bytes, n_in, 0, n_out / 8, packed);
+    for (int n_a = HL_PACKED_GEMM_ROWS; n_a <= max_a; n_a += HL_PACKED_GEMM_ROWS) {
+        for (int i = 0; i < os * max_a; i++) got[i] = want[i] = -1.0f;
+        /* two ranges of groups, as two tasks would */
+        gemm(n_in, packed, 0, n_out / 16, a, astride, n_a, got, (size_t)os);
+        gemm(n_in, packed, n_out / 16, n_out / 8, a, astride, n_a, got, (size_t)os);
+        for (int g = 0; g < n_out / 8; g++)
+            for (int k = 0; k < n_a; k += HL_DOT_MAX_A)
+                fn(n_in, packed + g * gbytes, a + k * astride, astride, HL_DOT_MAX_A, want + k * os + 8 * g,
+                   (size_t)os);
+        int bad = 0;
+        for (int i = 0; i < os * max_a; i++) bad += memcmp(&got[i], &want[i], sizeof(float)) != 0;
+        if (bad)
+            hl_test_fail(__FILE__, __LINE__, "%s path %d n_in %d n_out %d n_a %d: %d of %d values differ",
+                         hl_dtype_name(t), (int)path, n_in, n_out, n_a, bad, os * max_a);
+        hl_test_checks++;
+    }
+    free(w), free(a), free(packed), free(got), free(want);
+}
+
+TEST(repack_gemm_equals_packed) {
+    static const hl_dtype types[] = {HL_Q4_0, HL_Q8_0};
+    static const int n_ins[] = {32, 96, 576, 2048 + 32};
+    int tested = 0;
+    for (int p = 0; p < HL_PATH_COUNT; p++)
+        for (size_t ti = 0; ti < 2; ti++) {
+            const bool has = hl_packed_gemm_path(types[ti], (hl_cpu_path)p) != NULL;
+            /* only the AMX path has one, and only where the CPU has AMX */
+            CHECK(has == (p == HL_PATH_AMX && hl_cpu_has_path(HL_PATH_AMX)));
+            if (!has) continue;
+            tested++;
+            for (size_t i = 0; i < sizeof n_ins / sizeof n_ins[0]; i++) {
+                check_gemm(types[ti], (hl_cpu_path)p, n_ins[i], 8);
+                check_gemm(types[ti], (hl_cpu_path)p, n_ins[i], 24);
+            }
+        }
+    if (!tested) fprintf(stderr, "repack: no AMX on this CPU, group kernels skipped\n");
+}
+
 TEST(repack_refuses_other_shapes_and_types) {
     CHECK(hl_repack_bytes(HL_Q4_0, 64, 8) > 0);
     CHECK(hl_repack_bytes(HL_Q8_0, 64, 16) > 0);
@@ -178,8 +233,10 @@ TEST(repack_refuses_other_shapes_and_types) {
         CHECK_EQ_INT(hl_repack_bytes(others[i], 256, 8), 0);
         CHECK_EQ_INT(hl_packed_group_bytes(others[i], 256), 0);
         CHECK(hl_packed_kernel(others[i]) == NULL);
-        for (int p = 0; p < HL_PATH_COUNT; p++)
+        for (int p = 0; p < HL_PATH_COUNT; p++) {
             CHECK(hl_packed_kernel_path(others[i], (hl_cpu_path)p) == NULL);
+            CHECK(hl_packed_gemm_path(others[i], (hl_cpu_path)p) == NULL);
+        }
     }
     const hl_cpu_path best = hl_kernels_best()->path; /* HL_CPU_PATH applies to both */
     CHECK(hl_packed_kernel(HL_Q4_0) == hl_packed_kernel_path(HL_Q4_0, best));

@@ -50,6 +50,7 @@ typedef struct mm_job {
     size_t act_stride[MAX_MATS];
     int task0[MAX_MATS + 1];      /* first task of each matrix */
     hl_packed_fn packed_fn[MAX_MATS];
+    hl_packed_gemm_fn packed_gemm[MAX_MATS]; /* AMX: whole tiles of tokens */
     int rows_per_task;
     /* quantization: distinct activation types and their buffers */
     int n_q;
@@ -78,9 +79,13 @@ static void packed_rows(const mm_job *j, int m, int task) {
     if (g1 > w->n_out / HL_PACK_ROWS) g1 = w->n_out / HL_PACK_ROWS;
     const uint8_t *base = w->packed, *act = j->act[m];
     size_t as = j->act_stride[m];
+    /* tokens [0, t0) in tiles of HL_PACKED_GEMM_ROWS where the path has
+     * them (bit-identical to the group kernel, which takes the rest) */
+    const int t0 = j->packed_gemm[m] ? j->n_tok / HL_PACKED_GEMM_ROWS * HL_PACKED_GEMM_ROWS : 0;
     for (int gt = g0; gt < g1; gt += TILE / HL_PACK_ROWS) {
         int ge = gt + TILE / HL_PACK_ROWS < g1 ? gt + TILE / HL_PACK_ROWS : g1;
-        for (int t = 0; t < j->n_tok; t += HL_DOT_MAX_A) {
+        if (t0) j->packed_gemm[m](w->n_in, base, gt, ge, act, as, t0, j->y[m], (size_t)w->n_out);
+        for (int t = t0; t < j->n_tok; t += HL_DOT_MAX_A) {
             int na = j->n_tok - t < HL_DOT_MAX_A ? j->n_tok - t : HL_DOT_MAX_A;
             float *yt = j->y[m] + (size_t)t * w->n_out;
             for (int g = gt; g < ge; g++)
@@ -137,6 +142,7 @@ void hl_cpu_matmul_n(hl_pool *pool, const hl_mat *const *w, int n_mats, const fl
         j.w[m] = w[m];
         j.y[m] = y[m];
         j.packed_fn[m] = w[m]->packed ? hl_packed_kernel(w[m]->type) : NULL;
+        j.packed_gemm[m] = w[m]->packed ? hl_packed_gemm(w[m]->type) : NULL;
         hl_dtype at = hl_act_type(w[m]->type);
         if (at == HL_F32) { /* F32 weights read the floats themselves */
             j.act[m] = (const uint8_t *)x;

@@ -13,6 +13,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 static hl_kernels tables[HL_PATH_COUNT];
 static int has_path[HL_PATH_COUNT];
@@ -39,6 +43,24 @@ int hl_cpu_has_f16c(void) {
 #endif
 }
 
+/* AMX-INT8: the CPU's AMX-TILE and AMX-INT8 (cpuid 7.0 EDX bits 24, 25),
+ * the OS saving the tile state (XCR0 bits 17, 18), and Linux granting this
+ * process that state (arch_prctl ARCH_REQ_XCOMP_PERM, asked once here). */
+static int has_amx(void) {
+#if defined(__linux__) && defined(__x86_64__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << 25))) return 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE)) return 0;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & (3u << 17)) != (3u << 17)) return 0;
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#else
+    return 0;
+#endif
+}
+
 static void detect(void) {
     has_path[HL_PATH_SCALAR] = 1;
 #if defined(__x86_64__) || defined(__i386__)
@@ -50,6 +72,7 @@ static void detect(void) {
                                __builtin_cpu_supports("avx512vl") &&
                                __builtin_cpu_supports("avx512dq") &&
                                __builtin_cpu_supports("avx512vnni");
+    has_path[HL_PATH_AMX] = has_path[HL_PATH_AVX512] && has_amx();
 #endif
 }
 
@@ -81,6 +104,12 @@ static void build(void) {
         hl_kernels_fill_avx512_k46(k);
         hl_kernels_fill_avx512_k235(k);
         hl_kernels_fill_avx512_float(k);
+    }
+    if (has_path[HL_PATH_AMX]) {
+        k = &tables[HL_PATH_AMX];
+        *k = tables[HL_PATH_AVX512];
+        k->path = HL_PATH_AMX;
+        k->name = "amx";
     }
     hl_cpu_path p = HL_PATH_SCALAR;
     for (int i = 0; i < HL_PATH_COUNT; i++)

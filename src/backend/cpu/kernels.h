@@ -21,7 +21,9 @@
  * fills only the entries it implements; the rest come from the path below
  * it, so every table is complete for every supported type. Each path lives
  * in files named *_avx2.c / *_avx512.c, compiled with that path's -m flags
- * and never entered unless the CPU has the features.
+ * and never entered unless the CPU has the features. The AMX path is the
+ * AVX-512 table; it adds tile kernels for prefill on packed weights
+ * (repack.h, repack_amx.c), whose results equal AVX-512's bit for bit.
  *
  * Batch invariance. Within a path, the float result for a (weight row,
  * activation row) pair is bit-identical whichever entry computes it (dot
@@ -50,6 +52,9 @@ typedef enum hl_cpu_path {
     HL_PATH_SCALAR = 0,
     HL_PATH_AVX2 = 1,   /* AVX2 + FMA + F16C */
     HL_PATH_AVX512 = 2, /* AVX-512 F/BW/VL/DQ + VNNI (+ the AVX2 set) */
+    HL_PATH_AMX = 3,    /* AVX-512's kernels, plus AMX-INT8 tiles for prefill of
+                         * packed Q4_0 / Q8_0 (repack.h); needs the OS to grant
+                         * the tile state */
     HL_PATH_COUNT
 } hl_cpu_path;
 
@@ -81,7 +86,7 @@ typedef void (*hl_gemm_fn)(int n, const void *w, size_t w_stride, int n_w, const
 
 typedef struct hl_kernels {
     hl_cpu_path path;
-    const char *name;                      /* "scalar", "avx2", "avx512" */
+    const char *name;                      /* "scalar", "avx2", "avx512", "amx" */
     hl_vec_dot_fn dot[HL_DTYPE_COUNT];     /* by weight type */
     hl_gemm_fn gemm[HL_DTYPE_COUNT];       /* by weight type; optional */
     int gemm_rows[HL_DTYPE_COUNT];         /* rows per gemm call; 0 = HL_GEMM_MAX_W */
@@ -91,7 +96,7 @@ typedef struct hl_kernels {
 /* The activation type a weight type's dot product reads (HL_F32 for F32). */
 hl_dtype hl_act_type(hl_dtype weight);
 
-/* The best path this CPU runs, unless HL_CPU_PATH=scalar|avx2|avx512 in the
+/* The best path this CPU runs, unless HL_CPU_PATH=scalar|avx2|avx512|amx in the
  * environment asks for a lower one. Computed once; thread-safe. */
 const hl_kernels *hl_kernels_best(void);
 /* The table of one path, or NULL when this CPU cannot run it. */

@@ -131,6 +131,7 @@ static void packed_q8_0(int n_in, const void *group, const void *act, size_t act
 hl_packed_fn hl_packed_kernel_path(hl_dtype t, hl_cpu_path path) {
     if (packed_block_bytes(t) == 0 || !hl_cpu_has_path(path)) return NULL;
     switch (path) {
+    case HL_PATH_AMX: /* decodes, and prefills leftover rows, as AVX-512 */
     case HL_PATH_AVX512:
         return hl_packed_avx512(t);
     case HL_PATH_AVX2:
@@ -142,4 +143,13 @@ hl_packed_fn hl_packed_kernel_path(hl_dtype t, hl_cpu_path path) {
 
 hl_packed_fn hl_packed_kernel(hl_dtype t) {
     return hl_packed_kernel_path(t, hl_kernels_best()->path);
+}
+
+hl_packed_gemm_fn hl_packed_gemm_path(hl_dtype t, hl_cpu_path path) {
+    if (packed_block_bytes(t) == 0 || path != HL_PATH_AMX || !hl_cpu_has_path(path)) return NULL;
+    return hl_packed_gemm_amx(t);
+}
+
+hl_packed_gemm_fn hl_packed_gemm(hl_dtype t) {
+    return hl_packed_gemm_path(t, hl_kernels_best()->path);
 }

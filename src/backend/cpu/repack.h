@@ -91,6 +91,15 @@ void hl_repack(hl_dtype t, const void *src, size_t src_row_bytes, int n_in, int 
 typedef void (*hl_packed_fn)(int n_in, const void *group, const void *act, size_t act_stride,
                              int n_a, float *out, size_t out_stride);
 
+/* Prefill on whole groups (the AMX path): for groups g0 <= g < g1 of the
+ * packed matrix at packed (its start) and activation rows k < n_a rounded
+ * down to a multiple of HL_PACKED_GEMM_ROWS (the caller runs the rest
+ * through hl_packed_fn), out[k * out_stride + 8 * g + r] = dot(row 8g + r,
+ * activation row k). Bit-identical to the same path's hl_packed_fn. */
+#define HL_PACKED_GEMM_ROWS 16 /* activation rows of one tile */
+typedef void (*hl_packed_gemm_fn)(int n_in, const void *packed, int g0, int g1, const void *act,
+                                  size_t act_stride, int n_a, float *out, size_t out_stride);
+
 /* The kernel of the path hl_kernels_best() picks (so HL_CPU_PATH applies),
  * or NULL when t is not repackable. */
 hl_packed_fn hl_packed_kernel(hl_dtype t);
@@ -98,8 +107,14 @@ hl_packed_fn hl_packed_kernel(hl_dtype t);
  * repackable (for tests and benchmarks). */
 hl_packed_fn hl_packed_kernel_path(hl_dtype t, hl_cpu_path path);
 
+/* The group kernel of the best path / of one path, or NULL where the path
+ * has none (only AMX has) or t is not repackable. */
+hl_packed_gemm_fn hl_packed_gemm(hl_dtype t);
+hl_packed_gemm_fn hl_packed_gemm_path(hl_dtype t, hl_cpu_path path);
+
 /* --- Each path's kernels; used only by repack.c. ----------------------- */
 hl_packed_fn hl_packed_avx2(hl_dtype t);
 hl_packed_fn hl_packed_avx512(hl_dtype t);
+hl_packed_gemm_fn hl_packed_gemm_amx(hl_dtype t);
 
 #endif
