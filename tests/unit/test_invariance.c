@@ -301,7 +301,7 @@ TEST(invariance_matmul_tokens_alone_or_together) {
  * tokens: the output matrix ends in a partial tile and does not repack)
  * with random weights of one type, written with the GGUF writer. */
 
-enum { TE = 256, TL = 2, TH = 4, THKV = 2, TF = 512, TV = 75, TPROMPT = 13, TGEN = 7 };
+enum { TE = 256, TL = 2, TH = 4, THKV = 2, TF = 512, TV = 75, TPROMPT = 21, TGEN = 7 }; /* a prompt of 21: AMX tiles of 16 and 5 more */
 
 /* Tensor `name` of n_out rows of n_in values mean + U(-std, std). */
 static int add_tensor(gguf_writer *w, const char *name, hl_dtype t, int n_in, int n_out, float std,

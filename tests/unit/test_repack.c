@@ -214,6 +214,7 @@ TEST(repack_gemm_equals_packed) {
             for (size_t i = 0; i < sizeof n_ins / sizeof n_ins[0]; i++) {
                 check_gemm(types[ti], (hl_cpu_path)p, n_ins[i], 8);
                 check_gemm(types[ti], (hl_cpu_path)p, n_ins[i], 24);
+                check_gemm(types[ti], (hl_cpu_path)p, n_ins[i], 32);
             }
         }
     if (!tested) fprintf(stderr, "repack: no AMX on this CPU, group kernels skipped\n");

@@ -1,17 +1,18 @@
 /* repack_amx.c - AMX-INT8 tiles for prefill on 8-row packed groups of Q4_0
  * and Q8_0 weights (layout and contract in repack.h).
  *
- * Math. For one block b, 16 activation rows and the 8 rows of a group, one
- * TDPBSSD of
+ * Math. For one block b, 16 activation rows and the 16 rows of two groups,
+ * one TDPBSSD of
  *   A: the 16 activation rows' 32 codes (read in place: row k at act +
  *      k * act_stride, the block's qs),
- *   B: the group's 32 x 8 signed weight codes in the VNNI order the packed
- *      layout already has (dword k of row r = the row's codes 4k..4k+3):
- *      Q8_0 bytes with their sign bit flipped back, Q4_0 nibbles minus 8,
+ *   B: the groups' 32 x 16 signed weight codes in the VNNI order the
+ *      packed layout already has per group (dword k of row r = the row's
+ *      codes 4k..4k+3), the two groups side by side: Q8_0 bytes with their
+ *      sign bit flipped back, Q4_0 nibbles minus 8,
  * leaves C[k][r] = the exact sum(c * a) that the AVX-512 packed kernel
- * gets from vpdpbusd and its offset term. C goes through memory to 8-lane
+ * gets from vpdpbusd and its offset term. C goes through memory to 16-lane
  * vectors, and per activation row k
- *   acc[k] += (float)C[k] * (d_w[0..7] * d_a[k])
+ *   acc[k] += (float)C[k] * (d_w[0..15] * d_a[k])
  * block after block: repack_avx512.c's float operations in its order, so
  * a (row, activation row) result is bit-identical to that kernel's. The
  * AMX path decodes with that kernel (and prefills leftover rows of fewer
@@ -49,63 +50,86 @@ static void configure(void) {
     tile_cfg c;
     memset(&c, 0, sizeof c);
     c.palette = 1;
-    c.rows[T_A] = HL_PACKED_GEMM_ROWS, c.colsb[T_A] = HL_QK;          /* 16 x 32 int8 */
-    c.rows[T_B] = HL_QK / 4, c.colsb[T_B] = HL_PACK_ROWS * 4;          /* 8 x (8 x 4) int8 */
-    c.rows[T_C] = HL_PACKED_GEMM_ROWS, c.colsb[T_C] = HL_PACK_ROWS * 4; /* 16 x 8 int32 */
+    c.rows[T_A] = HL_PACKED_GEMM_ROWS, c.colsb[T_A] = HL_QK;       /* 16 x 32 int8 */
+    c.rows[T_B] = HL_QK / 4, c.colsb[T_B] = 2 * HL_PACK_ROWS * 4;   /* 8 x (16 x 4) int8 */
+    c.rows[T_C] = HL_PACKED_GEMM_ROWS, c.colsb[T_C] = 2 * HL_PACK_ROWS * 4; /* 16 x 16 int32 */
     _tile_loadconfig(&c);
 }
 
-/* The block's signed codes in B's layout (8 rows of 32 bytes). */
-INLINE void block_b(hl_dtype t, const uint8_t *blk, uint8_t bt[256]) {
+/* Row k of B is [group 0's dword k | group 1's]: 128-bit lanes 0-1 of a
+ * and b, or lanes 2-3 (a and b each hold two such 32-byte halves). */
+INLINE __m512i pair_lo(__m512i a, __m512i b) { return _mm512_shuffle_i64x2(a, b, 0x44); }
+INLINE __m512i pair_hi(__m512i a, __m512i b) { return _mm512_shuffle_i64x2(a, b, 0xee); }
+
+/* The signed codes of block b of two groups (p1 NULL: zeros) in B's
+ * layout: 8 rows of 64 bytes. */
+INLINE void block_b(hl_dtype t, const uint8_t *p0, const uint8_t *p1, uint8_t bt[512]) {
     if (t == HL_Q4_0) {
-        const uint8_t *q = blk + offsetof(hl_block_q4_0x8, qs);
+        const size_t at = offsetof(hl_block_q4_0x8, qs);
         const __m512i low4 = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8);
 #pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-            const __m512i v = _mm512_loadu_si512(q + 64 * h);
-            _mm512_storeu_si512(bt + 64 * h, _mm512_sub_epi8(_mm512_and_si512(v, low4), eight));
-            _mm512_storeu_si512(bt + 128 + 64 * h,
-                                _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), low4), eight));
+        for (int h = 0; h < 2; h++) { /* dwords 2h, 2h + 1 and, high nibbles, 4 + 2h, 5 + 2h */
+            const __m512i a = _mm512_loadu_si512(p0 + at + 64 * h);
+            const __m512i b = p1 ? _mm512_loadu_si512(p1 + at + 64 * h) : _mm512_setzero_si512();
+            const __m512i al = _mm512_sub_epi8(_mm512_and_si512(a, low4), eight);
+            const __m512i ah = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(a, 4), low4), eight);
+            const __m512i bl = p1 ? _mm512_sub_epi8(_mm512_and_si512(b, low4), eight) : b;
+            const __m512i bh =
+                p1 ? _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(b, 4), low4), eight) : b;
+            _mm512_storeu_si512(bt + 64 * (2 * h), pair_lo(al, bl));
+            _mm512_storeu_si512(bt + 64 * (2 * h + 1), pair_hi(al, bl));
+            _mm512_storeu_si512(bt + 64 * (4 + 2 * h), pair_lo(ah, bh));
+            _mm512_storeu_si512(bt + 64 * (5 + 2 * h), pair_hi(ah, bh));
         }
     } else {
-        const uint8_t *q = blk + offsetof(hl_block_q8_0x8, qs);
+        const size_t at = offsetof(hl_block_q8_0x8, qs);
         const __m512i sign = _mm512_set1_epi8((char)0x80);
 #pragma GCC unroll 4
-        for (int h = 0; h < 4; h++)
-            _mm512_storeu_si512(bt + 64 * h, _mm512_xor_si512(_mm512_loadu_si512(q + 64 * h), sign));
+        for (int h = 0; h < 4; h++) { /* dwords 2h, 2h + 1 */
+            const __m512i a = _mm512_xor_si512(_mm512_loadu_si512(p0 + at + 64 * h), sign);
+            const __m512i b = p1 ? _mm512_xor_si512(_mm512_loadu_si512(p1 + at + 64 * h), sign)
+                                 : _mm512_setzero_si512();
+            _mm512_storeu_si512(bt + 64 * (2 * h), pair_lo(a, b));
+            _mm512_storeu_si512(bt + 64 * (2 * h + 1), pair_hi(a, b));
+        }
     }
 }
 
-/* One group against activation rows k0 .. k0 + 15. */
-INLINE void group_rows(hl_dtype t, int nb, const uint8_t *grp, const uint8_t *act, size_t act_stride,
-                       float *out, size_t out_stride) {
+/* Groups g0 and g0 + 1 (g1 NULL: g0 alone) against activation rows k0 ..
+ * k0 + 15; out holds row 8 * g0 of activation row k0. */
+INLINE void pair_rows(hl_dtype t, int nb, const uint8_t *g0, const uint8_t *g1, const uint8_t *act,
+                      size_t act_stride, float *out, size_t out_stride) {
     const size_t bb = t == HL_Q4_0 ? sizeof(hl_block_q4_0x8) : sizeof(hl_block_q8_0x8);
-    _Alignas(64) uint8_t bt[256];
-    _Alignas(64) int32_t c[HL_PACKED_GEMM_ROWS][HL_PACK_ROWS];
-    __m256 acc[HL_PACKED_GEMM_ROWS];
+    _Alignas(64) uint8_t bt[512];
+    _Alignas(64) int32_t c[HL_PACKED_GEMM_ROWS][2 * HL_PACK_ROWS];
+    __m512 acc[HL_PACKED_GEMM_ROWS];
 #pragma GCC unroll 16
-    for (int k = 0; k < HL_PACKED_GEMM_ROWS; k++) acc[k] = _mm256_setzero_ps();
+    for (int k = 0; k < HL_PACKED_GEMM_ROWS; k++) acc[k] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
-        const uint8_t *blk = grp + (size_t)b * bb;
+        const uint8_t *p0 = g0 + (size_t)b * bb, *p1 = g1 ? g1 + (size_t)b * bb : NULL;
         const uint8_t *ab = act + (size_t)b * sizeof(hl_block_q8_0);
-        block_b(t, blk, bt);
-        _tile_loadd(T_B, bt, HL_PACK_ROWS * 4);
+        block_b(t, p0, p1, bt);
+        _tile_loadd(T_B, bt, 2 * HL_PACK_ROWS * 4);
         _tile_loadd(T_A, ab + offsetof(hl_block_q8_0, qs), act_stride);
         _tile_zero(T_C);
         _tile_dpbssd(T_C, T_A, T_B);
-        _tile_stored(T_C, c, HL_PACK_ROWS * 4);
-        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk)); /* d[8] first */
+        _tile_stored(T_C, c, 2 * HL_PACK_ROWS * 4);
+        /* the 8 scales at the start of each group's block */
+        const __m128i d0 = _mm_loadu_si128((const __m128i *)p0);
+        const __m128i d1 = p1 ? _mm_loadu_si128((const __m128i *)p1) : _mm_setzero_si128();
+        const __m512 dw = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(d0), d1, 1));
 #pragma GCC unroll 16
         for (int k = 0; k < HL_PACKED_GEMM_ROWS; k++) {
             uint16_t dh;
             memcpy(&dh, ab + k * act_stride, sizeof dh);
-            const __m256 da = _mm256_set1_ps(_cvtsh_ss(dh));
-            const __m256 s = _mm256_cvtepi32_ps(_mm256_load_si256((const __m256i *)c[k]));
-            acc[k] = _mm256_fmadd_ps(s, _mm256_mul_ps(dw, da), acc[k]);
+            const __m512 da = _mm512_set1_ps(_cvtsh_ss(dh));
+            const __m512 s = _mm512_cvtepi32_ps(_mm512_load_si512(c[k]));
+            acc[k] = _mm512_fmadd_ps(s, _mm512_mul_ps(dw, da), acc[k]);
         }
     }
+    const __mmask16 keep = g1 ? 0xffff : 0x00ff;
 #pragma GCC unroll 16
-    for (int k = 0; k < HL_PACKED_GEMM_ROWS; k++) _mm256_storeu_ps(out + k * out_stride, acc[k]);
+    for (int k = 0; k < HL_PACKED_GEMM_ROWS; k++) _mm512_mask_storeu_ps(out + k * out_stride, keep, acc[k]);
 }
 
 INLINE void gemm(hl_dtype t, int n_in, const void *packed, int g0, int g1, const void *act,
@@ -113,11 +137,13 @@ INLINE void gemm(hl_dtype t, int n_in, const void *packed, int g0, int g1, const
     const int nb = n_in / HL_QK;
     const size_t gb = hl_packed_group_bytes(t, n_in);
     configure();
-    for (int g = g0; g < g1; g++)
+    for (int g = g0; g < g1; g += 2) {
+        const uint8_t *p0 = (const uint8_t *)packed + (size_t)g * gb;
+        const uint8_t *p1 = g + 1 < g1 ? p0 + gb : NULL;
         for (int k0 = 0; k0 + HL_PACKED_GEMM_ROWS <= n_a; k0 += HL_PACKED_GEMM_ROWS)
-            group_rows(t, nb, (const uint8_t *)packed + (size_t)g * gb,
-                       (const uint8_t *)act + (size_t)k0 * act_stride, act_stride,
-                       out + (size_t)k0 * out_stride + (size_t)g * HL_PACK_ROWS, out_stride);
+            pair_rows(t, nb, p0, p1, (const uint8_t *)act + (size_t)k0 * act_stride, act_stride,
+                      out + (size_t)k0 * out_stride + (size_t)g * HL_PACK_ROWS, out_stride);
+    }
     _tile_release();
 }
 
