@@ -1434,13 +1434,41 @@ extern "C" void hl_cu_resid_norm(hl_cu *cu, float *x, const float *delta, const 
 
 #define MAX_HD 256
 
+/* The rope angles of a lane at pos: pair i = lane + 32 j (j < NJ, i <
+ * n_rot / 2 <= 32 NJ) turns by theta_i, cos in c[j], sin in s[j]. theta_i
+ * is pos * step^i by repeated products, as hl_cpu_rope_table computes it. */
+template <int NJ> struct rope_cs {
+    float c[NJ], s[NJ];
+};
+#define RJ(hd) (((hd) + 63) / 64) /* NJ for a head size: n_rot <= hd */
+
+template <int NJ>
+__device__ __forceinline__ void rope_angles(const hl_cu_attn_shape &s, int pos, int lane, rope_cs<NJ> &r) {
+    const int half = s.n_rot / 2;
+    const float step = powf(s.rope_base, -2.0f / (float)s.n_rot);
+#pragma unroll
+    for (int j = 0; j < NJ; j++) {
+        const int i = lane + 32 * j;
+        if (i >= half) break;
+        float theta = (float)pos;
+        for (int k = 0; k < i; k++) theta *= step;
+        if (s.freq_factors) theta /= s.freq_factors[i];
+        theta *= s.rope_scale;
+        float sn, cs;
+        sincosf(theta, &sn, &cs);
+        r.s[j] = sn, r.c[j] = cs;
+    }
+}
+
 /* One head of [q | k | v] into a warp's buffer b of head_dim floats: the
  * bias (already offset to the head; may be NULL), the per-head rms norm nw
- * (may be NULL), then rope at pos when asked (q and k). qkv_post and the
- * fused attention both prepare heads here, so they agree to the bit. */
+ * (may be NULL), then rope when asked (q and k) by the angles rc
+ * (rope_angles at the token's position). qkv_post and the fused attention
+ * both prepare heads here, so they agree to the bit. */
+template <int NJ>
 __device__ __forceinline__ void head_prep(const float *src, const float *bias, const float *nw,
-                                          bool rope, int pos, const hl_cu_attn_shape &s, float *b,
-                                          int lane) {
+                                          bool rope, const rope_cs<NJ> &rc, const hl_cu_attn_shape &s,
+                                          float *b, int lane) {
     const int hd = s.head_dim;
     float ss = 0.0f;
     for (int d = lane; d < hd; d += 32) {
@@ -1457,15 +1485,11 @@ __device__ __forceinline__ void head_prep(const float *src, const float *bias, c
     __syncwarp();
     if (!rope) return;
     const int half = s.n_rot / 2;
-    const float step = powf(s.rope_base, -2.0f / (float)s.n_rot);
-    for (int i = lane; i < half; i += 32) {
-        /* as hl_cpu_rope_table: pos * step^i by repeated products */
-        float theta = (float)pos;
-        for (int k = 0; k < i; k++) theta *= step;
-        if (s.freq_factors) theta /= s.freq_factors[i];
-        theta *= s.rope_scale;
-        float sn, cs;
-        sincosf(theta, &sn, &cs);
+#pragma unroll
+    for (int j = 0; j < NJ; j++) {
+        const int i = lane + 32 * j;
+        if (i >= half) break;
+        const float cs = rc.c[j], sn = rc.s[j];
         const int a = s.neox ? i : 2 * i, c = s.neox ? i + half : 2 * i + 1;
         const float x0 = b[a], x1 = b[c];
         b[a] = x0 * cs - x1 * sn;
@@ -1474,15 +1498,18 @@ __device__ __forceinline__ void head_prep(const float *src, const float *bias, c
     __syncwarp();
 }
 
-/* k or v head kvh of one token's qkv row, prepared and stored in the cache
- * at (seq, pos) as f16; b is the warp's scratch. */
+/* k or v head kvh of one token's qkv row, prepared (rc: the rope angles
+ * at pos) and stored in the cache at (seq, pos) as f16; b is the warp's
+ * scratch. */
+template <int NJ>
 __device__ __forceinline__ void kv_store(const float *row, int kvh, bool is_v, int pos, int seq,
                                         const hl_cu_attn_shape &s, const float *bk, const float *bv,
-                                        const float *k_norm, __half *kc, __half *vc, float *b, int lane) {
+                                        const float *k_norm, __half *kc, __half *vc, float *b, int lane,
+                                        const rope_cs<NJ> &rc) {
     const int hd = s.head_dim, nh = s.n_head, nkv = s.n_head_kv;
     const float *src = row + (size_t)(nh + (is_v ? nkv : 0) + kvh) * hd;
     const float *bias = is_v ? bv : bk;
-    head_prep(src, bias ? bias + (size_t)kvh * hd : NULL, is_v ? NULL : k_norm, !is_v, pos, s, b, lane);
+    head_prep(src, bias ? bias + (size_t)kvh * hd : NULL, is_v ? NULL : k_norm, !is_v, rc, s, b, lane);
     __half *dst = (is_v ? vc : kc) + (((size_t)seq * nkv + kvh) * s.n_ctx + pos) * hd;
     for (int d = lane; d < hd; d += 32) dst[d] = __float2half_rn(b[d]);
     __syncwarp();
@@ -1502,13 +1529,15 @@ __global__ void qkv_post_kernel(float *__restrict__ qkv, int ld, hl_cu_attn_shap
     const int nh = s.n_head, nkv = s.n_head_kv;
     float *row = qkv + (size_t)t * ld;
     float *b = buf[wi];
+    rope_cs<MAX_HD / 64> rc;
+    rope_angles(s, pos, lane, rc);
     for (int h = blockIdx.y * 8 + wi; h < nh + 2 * nkv; h += gridDim.y * 8) {
         if (h >= nh) {
-            kv_store(row, (h - nh) % nkv, h >= nh + nkv, pos, seq, s, bk, bv, k_norm, kc, vc, b, lane);
+            kv_store(row, (h - nh) % nkv, h >= nh + nkv, pos, seq, s, bk, bv, k_norm, kc, vc, b, lane, rc);
             continue;
         }
         float *src = row + (size_t)h * hd;
-        head_prep(src, bq ? bq + (size_t)h * hd : NULL, q_norm, true, pos, s, b, lane);
+        head_prep(src, bq ? bq + (size_t)h * hd : NULL, q_norm, true, rc, s, b, lane);
         for (int d = lane; d < hd; d += 32) src[d] = b[d];
         __syncwarp();
     }
@@ -1579,13 +1608,19 @@ attn_kernel(const float *__restrict__ qkv, int ld, hl_cu_attn_shape s,
             __half *kc, __half *vc, int chunk,
             float *__restrict__ part, int *__restrict__ counters, float *__restrict__ out,
             int8_t *__restrict__ q8, float2 *__restrict__ q8ds, qkv_prep pp) {
-    pdl_wait_trigger(OV_ATTN);
     constexpr int PER = HD / 32; /* dims per lane */
     __shared__ float q_sh[ATT_WARPS][HD];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int sp = blockIdx.x, t = blockIdx.z, h = blockIdx.y * ATT_WARPS + warp;
     if (!POST && h >= s.n_head) return;
+    /* The batch's positions, and POST's rope angles for this token, before
+     * the wait: every kernel triggers its successor only once its own wait
+     * is over, so the kernels before the previous one, and the copy of the
+     * batch that starts a pass, have completed. */
     const int pos = posv[t], seq = seqv[t];
+    rope_cs<RJ(HD)> rc;
+    if (POST) rope_angles(s, pos, lane, rc);
+    pdl_wait_trigger(OV_ATTN);
     const int start = s.window > 0 && pos - s.window + 1 > 0 ? pos - s.window + 1 : 0;
     const int n_act = (pos + 1 - start + chunk - 1) / chunk; /* splits this token uses */
     if (sp >= n_act) return; /* the whole block */
@@ -1599,14 +1634,16 @@ attn_kernel(const float *__restrict__ qkv, int ld, hl_cu_attn_shape s,
         for (int t2 = 0; t2 < pp.n_tok; t2++) {
             const int p2 = posv[t2];
             if (seqv[t2] != seq || p2 < p_begin || p2 >= p_end) continue;
+            rope_cs<RJ(HD)> r2 = rc; /* another token of the batch: its own angles */
+            if (p2 != pos) rope_angles(s, p2, lane, r2);
             for (int k = 0; k < 2 * kv_n; k++, item++)
                 if (item % ATT_WARPS == warp)
                     kv_store(qkv + (size_t)t2 * ld, kv_lo + k / 2, k & 1, p2, seq, s, pp.bk, pp.bv,
-                             pp.k_norm, kc, vc, qs, lane);
+                             pp.k_norm, kc, vc, qs, lane, r2);
         }
         if (h < s.n_head) {
             head_prep(qkv + (size_t)t * ld + (size_t)h * HD, pp.bq ? pp.bq + (size_t)h * HD : NULL,
-                      pp.q_norm, true, pos, s, qs, lane);
+                      pp.q_norm, true, rc, s, qs, lane);
 #pragma unroll
             for (int k = 0; k < PER; k++) qs[lane + 32 * k] *= s.scale;
         }
