@@ -1,5 +1,6 @@
 /* kern_k235_avx2.c - AVX2 (+FMA, F16C) dot kernels of Q2_K, Q3_K and Q5_K
- * against Q8_K activations.
+ * against Q8_K activations. kern_k235_avx512.c builds them a second time
+ * with K235_VNNI defined (the end of this comment says what changes).
  *
  * Contract: kernels.h's hl_vec_dot_fn; the same integer block sums as the
  * scalar reference (kern_k235.c), so results differ from it only in the
@@ -25,6 +26,15 @@
  * applied to all n_a activation rows before the next 32 are decoded. The
  * row loop is specialised for every n_a so the accumulators stay in
  * registers.
+ *
+ * K235_VNNI (the AVX-512 path; same 256-bit vectors): vpdpwssd multiplies
+ * the 16-bit pair sums by the sub-block scales and accumulates in one
+ * instruction (vpmaddwd + vpaddd here), in two chains per block when n_a
+ * = 1 (its critical path); the extra high bit of Q3_K/Q5_K codes is tested
+ * into a mask register (vptestmb) and added under that mask; Q3_K's
+ * -4 * sum_s sc[s] * bsums[s] term starts each block's integer sum, also
+ * by vpdpwssd. 512-bit vectors (64 codes per step) were measured slower at
+ * n_a = 1 on Zen 4, where they execute as two halves.
  */
 #include <immintrin.h>
 #include <string.h>
@@ -40,10 +50,12 @@
 #else
 #define UNROLL _Pragma("GCC unroll 8")
 #endif
+#ifndef K235_VNNI
 /* An empty asm that keeps a running sum a running sum: without it the
  * compiler reassociates the integer adds into a tree of temporaries that
  * spills registers when n_a = 4. */
 #define PIN(v) __asm__("" : "+x"(v))
+#endif
 
 static float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -63,12 +75,19 @@ INLINE __m256i word_pick(int lo, int hi) {
                             _mm_set1_epi16((short)(2 * lo | (2 * lo + 1) << 8)));
 }
 
-/* Bit `bit` of every byte of v, moved to bit `to` (bit, to constant). */
-INLINE __m256i bit_to(__m256i v, int bit, int to) {
+/* The codes lo (bit `to` clear in every byte) with bit `bit` of each byte
+ * of sel set as their bit `to` (bit, to constant). */
+INLINE __m256i with_bit(__m256i lo, __m256i sel, int bit, int to) {
+#ifdef K235_VNNI
+    const __mmask32 m = _mm256_test_epi8_mask(sel, _mm256_set1_epi8((char)(1 << bit)));
+    return _mm256_mask_add_epi8(lo, m, lo, _mm256_set1_epi8((char)(1 << to)));
+#else
     const __m256i m = _mm256_set1_epi8((char)(1 << to));
-    if (bit < to) return _mm256_and_si256(_mm256_slli_epi16(v, to - bit), m);
-    if (bit > to) return _mm256_and_si256(_mm256_srli_epi16(v, bit - to), m);
-    return _mm256_and_si256(v, m);
+    __m256i b = _mm256_and_si256(sel, m);
+    if (bit < to) b = _mm256_and_si256(_mm256_slli_epi16(sel, to - bit), m);
+    if (bit > to) b = _mm256_and_si256(_mm256_srli_epi16(sel, bit - to), m);
+    return _mm256_or_si256(lo, b);
+#endif
 }
 
 /* The n_a activation blocks number i. */
@@ -79,14 +98,39 @@ INLINE void act_blocks(const void *a, size_t a_stride, const int n_a, int i,
     }
 }
 
+/* Integer accumulators per row: with VNNI a block's chain of dependent
+ * vpdpwssd is its critical path when n_a = 1, so that case splits it in
+ * two (the rows already give n_a > 1 independent chains). Row r uses
+ * isum[r * k + j]. */
+#ifdef K235_VNNI
+#define CHAINS(n_a) ((n_a) == 1 ? 2 : 1)
+#else
+#define CHAINS(n_a) 1
+#endif
+
 /* isum[r] += scale-weighted dot of 32 codes u with activations at offset off. */
 INLINE void madd_rows(__m256i *isum, __m256i u, __m256i scale, const hl_block_q8_k **y,
                       const int n_a, int off) {
+    const int k = CHAINS(n_a), j = (off / 32) % k;
     UNROLL for (int r = 0; r < n_a; r++) {
         const __m256i p =
             _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(y[r]->qs + off)));
-        isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(p, scale));
-        PIN(isum[r]);
+#ifdef K235_VNNI
+        isum[r * k + j] = _mm256_dpwssd_epi32(isum[r * k + j], p, scale);
+#else
+        isum[r * k + j] = _mm256_add_epi32(isum[r * k + j], _mm256_madd_epi16(p, scale));
+        PIN(isum[r * k + j]);
+#endif
+    }
+}
+
+/* Sums the chains of each row into isum[r]. */
+INLINE void join_chains(__m256i *isum, const int n_a) {
+    const int k = CHAINS(n_a);
+    UNROLL for (int r = 0; r < n_a; r++) {
+        __m256i t = isum[r * k];
+        UNROLL for (int j = 1; j < k; j++) t = _mm256_add_epi32(t, isum[r * k + j]);
+        isum[r] = t;
     }
 }
 
@@ -124,7 +168,7 @@ INLINE void q2_k_rows(int n, const hl_block_q2_k *x, const void *a, size_t a_str
         const __m256i sm = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
         const __m256i sc = _mm256_and_si256(sm, m15), mins = _mm256_srli_epi16(sm, 4);
         __m256i isum[HL_DOT_MAX_A];
-        UNROLL for (int r = 0; r < n_a; r++) isum[r] = _mm256_setzero_si256();
+        UNROLL for (int r = 0; r < HL_DOT_MAX_A; r++) isum[r] = _mm256_setzero_si256();
         const __m256i sc_lo = _mm256_permute4x64_epi64(sc, 0x44),
                       sc_hi = _mm256_permute4x64_epi64(sc, 0xee);
         UNROLL for (int c = 0; c < 2; c++) {
@@ -136,6 +180,7 @@ INLINE void q2_k_rows(int n, const hl_block_q2_k *x, const void *a, size_t a_str
                 madd_rows(isum, u, scale, y, n_a, 128 * c + 32 * g);
             }
         }
+        join_chains(isum, n_a);
         finish_rows(acc, isum, x->d, x->dmin, mins, y, n_a);
     }
     store_rows(acc, n_a, out, out_stride);
@@ -171,7 +216,14 @@ INLINE void q3_k_rows(int n, const hl_block_q3_k *x, const void *a, size_t a_str
         const __m256i sc = _mm256_cvtepi8_epi16(q3_k_scales(x->scales));
         const __m256i hm = _mm256_loadu_si256((const __m256i *)x->hmask);
         __m256i isum[HL_DOT_MAX_A];
-        UNROLL for (int r = 0; r < n_a; r++) isum[r] = _mm256_setzero_si256();
+        UNROLL for (int r = 0; r < HL_DOT_MAX_A; r++) isum[r] = _mm256_setzero_si256();
+#ifdef K235_VNNI
+        const __m256i off = _mm256_mullo_epi16(sc, _mm256_set1_epi16(-4));
+        UNROLL for (int r = 0; r < n_a; r++) {
+            const __m256i bsums = _mm256_loadu_si256((const __m256i *)y[r]->bsums);
+            isum[r * CHAINS(n_a)] = _mm256_dpwssd_epi32(isum[r * CHAINS(n_a)], bsums, off);
+        }
+#endif
         const __m256i sc_lo = _mm256_permute4x64_epi64(sc, 0x44),
                       sc_hi = _mm256_permute4x64_epi64(sc, 0xee);
         UNROLL for (int c = 0; c < 2; c++) {
@@ -179,16 +231,21 @@ INLINE void q3_k_rows(int n, const hl_block_q3_k *x, const void *a, size_t a_str
             const __m256i half = c ? sc_hi : sc_lo;
             UNROLL for (int g = 0; g < 4; g++) {
                 const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * g), m3);
-                const __m256i u = _mm256_or_si256(lo, bit_to(hm, 4 * c + g, 2));
+                const __m256i u = with_bit(lo, hm, 4 * c + g, 2);
                 const __m256i scale = _mm256_shuffle_epi8(half, word_pick(2 * g, 2 * g + 1));
                 madd_rows(isum, u, scale, y, n_a, 128 * c + 32 * g);
             }
         }
+        join_chains(isum, n_a);
         const float d = half_to_f32(x->d);
         UNROLL for (int r = 0; r < n_a; r++) {
+#ifdef K235_VNNI
+            const __m256i total = isum[r]; /* the offset term is in already */
+#else
             const __m256i off =
                 _mm256_madd_epi16(sc, _mm256_loadu_si256((const __m256i *)y[r]->bsums));
             const __m256i total = _mm256_sub_epi32(isum[r], _mm256_slli_epi32(off, 2));
+#endif
             acc[r] =
                 _mm256_fmadd_ps(_mm256_set1_ps(d * y[r]->d), _mm256_cvtepi32_ps(total), acc[r]);
         }
@@ -230,16 +287,16 @@ INLINE void q5_k_rows(int n, const hl_block_q5_k *x, const void *a, size_t a_str
             _mm256_set_m128i(_mm_unpackhi_epi16(mn, mn), _mm_unpacklo_epi16(mn, mn));
         const __m256i hb = _mm256_loadu_si256((const __m256i *)x->qh);
         __m256i isum[HL_DOT_MAX_A];
-        UNROLL for (int r = 0; r < n_a; r++) isum[r] = _mm256_setzero_si256();
+        UNROLL for (int r = 0; r < HL_DOT_MAX_A; r++) isum[r] = _mm256_setzero_si256();
         UNROLL for (int c = 0; c < 4; c++) {
             const __m256i q = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * c));
-            const __m256i u0 = _mm256_or_si256(_mm256_and_si256(q, m15), bit_to(hb, 2 * c, 4));
-            const __m256i u1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m15),
-                                               bit_to(hb, 2 * c + 1, 4));
+            const __m256i u0 = with_bit(_mm256_and_si256(q, m15), hb, 2 * c, 4);
+            const __m256i u1 = with_bit(_mm256_and_si256(_mm256_srli_epi16(q, 4), m15), hb, 2 * c + 1, 4);
             madd_rows(isum, u0, _mm256_shuffle_epi8(sc, word_pick(2 * c, 2 * c)), y, n_a, 64 * c);
             madd_rows(isum, u1, _mm256_shuffle_epi8(sc, word_pick(2 * c + 1, 2 * c + 1)), y, n_a,
                       64 * c + 32);
         }
+        join_chains(isum, n_a);
         finish_rows(acc, isum, x->d, x->dmin, mins, y, n_a);
     }
     store_rows(acc, n_a, out, out_stride);
@@ -271,8 +328,10 @@ DOT_ENTRY(q2_k, hl_block_q2_k)
 DOT_ENTRY(q3_k, hl_block_q3_k)
 DOT_ENTRY(q5_k, hl_block_q5_k)
 
+#ifndef K235_VNNI
 void hl_kernels_fill_avx2_k235(hl_kernels *k) {
     k->dot[HL_Q2_K] = dot_q2_k;
     k->dot[HL_Q3_K] = dot_q3_k;
     k->dot[HL_Q5_K] = dot_q5_k;
 }
+#endif
