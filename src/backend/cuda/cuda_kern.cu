@@ -915,6 +915,7 @@ gemv_glu_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int nu, int F, 
             for (int r = 0; r < 8; r++) acc[r][t] += wv[r].dot(xa, xb, xd);
         }
     }
+    pdl_trigger(OV_MATMUL_LATE);
 #pragma unroll
     for (int r = 0; r < 8; r++)
 #pragma unroll
