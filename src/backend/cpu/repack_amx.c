@@ -34,6 +34,8 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
+#include "repack_simd.h"
+
 /* Tile registers (literals: the intrinsics paste them into the assembly). */
 #define T_A 0 /* activations */
 #define T_B 1 /* weights */
@@ -65,7 +67,7 @@ INLINE __m512i pair_hi(__m512i a, __m512i b) { return _mm512_shuffle_i64x2(a, b,
  * layout: 8 rows of 64 bytes. */
 INLINE void block_b(hl_dtype t, const uint8_t *p0, const uint8_t *p1, uint8_t bt[512]) {
     if (t == HL_Q4_0) {
-        const size_t at = offsetof(hl_block_q4_0x8, qs);
+        const size_t at = codes_at(HL_Q4_0);
         const __m512i low4 = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8);
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) { /* dwords 2h, 2h + 1 and, high nibbles, 4 + 2h, 5 + 2h */
@@ -82,7 +84,7 @@ INLINE void block_b(hl_dtype t, const uint8_t *p0, const uint8_t *p1, uint8_t bt
             _mm512_storeu_si512(bt + 64 * (5 + 2 * h), pair_hi(ah, bh));
         }
     } else {
-        const size_t at = offsetof(hl_block_q8_0x8, qs);
+        const size_t at = codes_at(HL_Q8_0);
         const __m512i sign = _mm512_set1_epi8((char)0x80);
 #pragma GCC unroll 4
         for (int h = 0; h < 4; h++) { /* dwords 2h, 2h + 1 */
@@ -99,7 +101,7 @@ INLINE void block_b(hl_dtype t, const uint8_t *p0, const uint8_t *p1, uint8_t bt
  * k0 + 15; out holds row 8 * g0 of activation row k0. */
 INLINE void pair_rows(hl_dtype t, int nb, const uint8_t *g0, const uint8_t *g1, const uint8_t *act,
                       size_t act_stride, float *out, size_t out_stride) {
-    const size_t bb = t == HL_Q4_0 ? sizeof(hl_block_q4_0x8) : sizeof(hl_block_q8_0x8);
+    const size_t bb = block_bytes(t);
     _Alignas(64) uint8_t bt[512];
     _Alignas(64) int32_t c[HL_PACKED_GEMM_ROWS][2 * HL_PACK_ROWS];
     __m512 acc[HL_PACKED_GEMM_ROWS];
