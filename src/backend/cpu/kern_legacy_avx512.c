@@ -52,6 +52,8 @@
 #define INLINE static inline __attribute__((always_inline))
 #define GROUP 8 /* blocks reduced together */
 
+#include "simd256.h"
+
 INLINE uint64_t load_u16(const uint8_t *p) {
     uint16_t h;
     memcpy(&h, p, sizeof h);
@@ -173,21 +175,6 @@ INLINE __m256 block_step(hl_dtype t, __m256 acc, __m256i p, float dw, float m,
                          const uint8_t *ablk) {
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * half(ablk)), acc);
     return has_min(t) ? _mm256_fmadd_ps(_mm256_set1_ps(m), lane0(act_s(ablk)), acc) : acc;
-}
-
-/* Lane j of the result = the total of v[j]'s 8 lanes. */
-INLINE __m256i totals8(const __m256i v[GROUP]) {
-    __m256i pair[4], quad[2];
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++)
-        pair[i] = _mm256_add_epi32(_mm256_unpacklo_epi32(v[2 * i], v[2 * i + 1]),
-                                   _mm256_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
-#pragma GCC unroll 2
-    for (int i = 0; i < 2; i++)
-        quad[i] = _mm256_add_epi32(_mm256_unpacklo_epi64(pair[2 * i], pair[2 * i + 1]),
-                                   _mm256_unpackhi_epi64(pair[2 * i], pair[2 * i + 1]));
-    return _mm256_add_epi32(_mm256_permute2x128_si256(quad[0], quad[1], 0x20),
-                            _mm256_permute2x128_si256(quad[0], quad[1], 0x31));
 }
 
 INLINE float hsum(__m256 v) {
