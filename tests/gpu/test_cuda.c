@@ -1431,11 +1431,14 @@ TEST(cuda_qkv_attention) {
         }
     }
     /* long sequences: several attention splits, empty splits for the short
-     * sequence, a window across split boundaries */
-    for (int k = 0; k < 2 && g.ok; k++) {
+     * sequence, a window across split boundaries; the third (1,100
+     * positions) needs more decode splits of 32 than the grid has, so its
+     * blocks lengthen their splits */
+    for (int k = 0; k < 3 && g.ok; k++) {
         attn_cfg c = {.n_head = 32, .n_kv = 8, .hd = 128, .n_rot = 128, .neox = true, .bias = k == 1,
-                      .norms = k == 1, .window = k ? 100 : 0, .n_ctx = 600, .rope_base = 500000.0f,
-                      .rope_scale = 1.0f, .lens = {300, 5, 40}};
+                      .norms = k == 1, .window = k == 1 ? 100 : 0, .n_ctx = k == 2 ? 1200 : 600,
+                      .rope_base = 500000.0f, .rope_scale = 1.0f,
+                      .lens = {k == 2 ? 1100 : 300, 5, 40}};
         attn_case(&g, &c, &r, &W);
     }
     printf("cuda_qkv_attention: %d configurations, worst rel err: q %.3g (tol 2e-5 + 3e-7 pos), cache vs exact "

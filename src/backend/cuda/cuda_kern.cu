@@ -1562,10 +1562,19 @@ extern "C" void hl_cu_qkv_post(hl_cu *cu, float *qkv, int ld, int n_tok, const h
 /* ------------------------------------------------------------ attention -- */
 
 /* Attention, one warp per (token, query head, split) and no block-wide
- * barrier. A split is ATT_CHUNK positions of the token's visible range
- * [start, pos] (more when the context is long: at most ATT_MAX_SPLIT
- * splits); splits past the range exit at once, so a graph can size the
- * grid for the whole context. The warp walks its split 32 positions at a
+ * barrier. A split is a run of the token's visible range [start, pos]:
+ * ATT_CHUNK_DECODE positions in batches of up to ATT_DECODE_TOK tokens
+ * (decode steps), ATT_CHUNK in larger ones, longer (by 32s) where the range needs more
+ * splits than the grid has (at most ATT_MAX_SPLIT). Each block works out
+ * its token's split length from the token's position, so a graph sizes
+ * the grid for the whole context, short ranges still split finely, and
+ * splits past the range exit at once. Measured on an H200 (1B Q4_0
+ * decode; tg128 / tg512 tok/s): splits of 256 positions 1,497 / 1,020, of
+ * 64 1,625 / 1,567, of 32 1,684 / 1,633 (8B tg128 462 -> 514); 64
+ * sequences decoding together (tg128x64) 15,316 with 256, 16,155 with 32
+ * up to 8 tokens only, 17,757 with 32 up to 64. A split is a serial walk,
+ * so at 256 it was most of a decode step's attention time.
+ * The warp walks its split 32 positions at a
  * time with an online softmax: lane i scores position i (the query sits in
  * shared memory, read by broadcast), then the warp accumulates the value
  * rows, lane i owning dims i, i + 32, ... A token whose range fits one
@@ -1573,6 +1582,8 @@ extern "C" void hl_cu_qkv_post(hl_cu *cu, float *qkv, int ld, int n_tok, const h
  * output) and the last to finish, by a per-(token, head) counter, merges
  * them. The output's int8 form is made on the way (q8). */
 #define ATT_CHUNK 256
+#define ATT_CHUNK_DECODE 32
+#define ATT_DECODE_TOK 64
 #define ATT_MAX_SPLIT 32
 #define ATT_WARPS 4
 
@@ -1606,7 +1617,7 @@ template <int HD, bool POST>
 __global__ void __launch_bounds__(32 * ATT_WARPS)
 attn_kernel(const float *__restrict__ qkv, int ld, hl_cu_attn_shape s,
             const int32_t *__restrict__ posv, const int32_t *__restrict__ seqv,
-            __half *kc, __half *vc, int chunk,
+            __half *kc, __half *vc, int min_chunk,
             float *__restrict__ part, int *__restrict__ counters, float *__restrict__ out,
             int8_t *__restrict__ q8, float2 *__restrict__ q8ds, qkv_prep pp) {
     constexpr int PER = HD / 32; /* dims per lane */
@@ -1623,7 +1634,11 @@ attn_kernel(const float *__restrict__ qkv, int ld, hl_cu_attn_shape s,
     if (POST) rope_angles(s, pos, lane, rc);
     pdl_wait_trigger(OV_ATTN);
     const int start = s.window > 0 && pos - s.window + 1 > 0 ? pos - s.window + 1 : 0;
-    const int n_act = (pos + 1 - start + chunk - 1) / chunk; /* splits this token uses */
+    /* the token's split length: min_chunk, or longer (a multiple of 32)
+     * when its range needs more splits than the grid has */
+    const int len = pos + 1 - start, per = (len + gridDim.x - 1) / gridDim.x;
+    const int chunk = max(min_chunk, (per + 31) & ~31);
+    const int n_act = (len + chunk - 1) / chunk; /* splits this token uses */
     if (sp >= n_act) return; /* the whole block */
     const int p_begin = start + sp * chunk, p_end = min(p_begin + chunk, pos + 1);
     const int kvh = h / (s.n_head / s.n_head_kv);
@@ -1687,7 +1702,11 @@ attn_kernel(const float *__restrict__ qkv, int ld, hl_cu_attn_shape s,
 #pragma unroll
         for (int k = 0; k < PER; k++) o[k] *= alpha;
         const __half *vr = vb + (size_t)c0 * HD + lane;
-#pragma unroll 4
+        /* VU positions' value loads in flight at once (4 before: the walk
+         * was a chain of cache round trips; ncu gave a 1B decode step's
+         * attention 24 µs at position ~100, one split) */
+        constexpr int VU = PER <= 2 ? 16 : PER <= 4 ? 8 : 4;
+#pragma unroll VU
         for (int pi = 0; pi < n; pi++) {
             const float w = __shfl_sync(0xffffffffu, p, pi);
 #pragma unroll
@@ -1759,9 +1778,9 @@ static void attention(hl_cu *cu, const float *qkv, int ld, int n_tok, const hl_c
         hl_cu_set_error(cu, cudaErrorInvalidValue, "attention: head dimension must be 32, 64, 96, 128 or 256");
         return;
     }
-    int chunk = ATT_CHUNK;
-    if ((max_len + chunk - 1) / chunk > ATT_MAX_SPLIT) chunk = (max_len + ATT_MAX_SPLIT - 1) / ATT_MAX_SPLIT;
-    const int n_split = (max_len + chunk - 1) / chunk;
+    const int chunk = n_tok <= ATT_DECODE_TOK ? ATT_CHUNK_DECODE : ATT_CHUNK;
+    int n_split = (max_len + chunk - 1) / chunk;
+    if (n_split > ATT_MAX_SPLIT) n_split = ATT_MAX_SPLIT;
     dim3 grid((unsigned)n_split, (unsigned)((s->n_head + ATT_WARPS - 1) / ATT_WARPS), (unsigned)n_tok);
     __half *kc = (__half *)k_cache, *vc = (__half *)v_cache;
     float2 *ds = (float2 *)q8ds;
