@@ -590,7 +590,10 @@ template <int T> struct unit_any<T, true> {
 
 /* Activations quantized in blocks of 32 as llama.cpp's Q8_1 does: int8
  * q[i] with x ~ d * q, and per block the float pair (d, d * sum(q)). One
- * warp holds one block, a value per lane. */
+ * warp holds one block, a value per lane. d stays f32 (the CPU's blocks
+ * round it to f16): codes and scales equal to the CPU's to the bit cost 8B
+ * decode 2% and brought the backends no closer on a real model
+ * (bench/RESULTS.md, "The real model, CPU against CUDA"). */
 __device__ __forceinline__ void warp_q8(float v, int8_t *q, float2 *ds) {
     float amax = fabsf(v);
 #pragma unroll
