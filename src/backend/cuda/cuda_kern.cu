@@ -1567,23 +1567,25 @@ extern "C" void hl_cu_qkv_post(hl_cu *cu, float *qkv, int ld, int n_tok, const h
 /* Attention, one warp per (token, query head, split) and no block-wide
  * barrier. A split is a run of the token's visible range [start, pos]:
  * ATT_CHUNK_DECODE positions in batches of up to ATT_DECODE_TOK tokens
- * (decode steps), ATT_CHUNK in larger ones, longer (by 32s) where the range needs more
- * splits than the grid has (at most ATT_MAX_SPLIT). Each block works out
- * its token's split length from the token's position, so a graph sizes
- * the grid for the whole context, short ranges still split finely, and
- * splits past the range exit at once. Measured on an H200 (1B Q4_0
- * decode; tg128 / tg512 tok/s): splits of 256 positions 1,497 / 1,020, of
- * 64 1,625 / 1,567, of 32 1,684 / 1,633 (8B tg128 462 -> 514); 64
- * sequences decoding together (tg128x64) 15,316 with 256, 16,155 with 32
- * up to 8 tokens only, 17,757 with 32 up to 64. A split is a serial walk,
- * so at 256 it was most of a decode step's attention time.
- * The warp walks its split 32 positions at a
- * time with an online softmax: lane i scores position i (the query sits in
- * shared memory, read by broadcast), then the warp accumulates the value
- * rows, lane i owning dims i, i + 32, ... A token whose range fits one
- * split writes its output directly; otherwise each split leaves (max, sum,
- * output) and the last to finish, by a per-(token, head) counter, merges
- * them. The output's int8 form is made on the way (q8). */
+ * (decode steps), ATT_CHUNK in larger ones, and longer (by 32s) where the
+ * range needs more splits than the grid has (at most ATT_MAX_SPLIT). Each
+ * block works out its token's split length from the token's position, so
+ * a graph sizes the grid for the whole context, a short range still
+ * splits finely, and splits past the range exit at once.
+ *
+ * The warp walks its split 32 positions at a time with an online softmax:
+ * lane i scores position i (the query sits in shared memory, read by
+ * broadcast), then the warp accumulates the value rows, lane i owning
+ * dims i, i + 32, ... A token whose range fits one split writes its
+ * output directly; otherwise each split leaves (max, sum, output) and the
+ * last to finish, by a per-(token, head) counter, merges them. The
+ * output's int8 form is made on the way (q8).
+ *
+ * The walk is serial, so the split length is decode's latency. Measured on
+ * an H200 (1B Q4_0, tg128 / tg512 tok/s): splits of 256 positions 1,497 /
+ * 1,020, of 64 1,625 / 1,567, of 32 1,684 / 1,633 (8B tg128 462 -> 514);
+ * 64 sequences decoding together 15,316 with 256, 16,155 with 32 for up
+ * to 8 tokens only, 17,757 with 32 for up to 64. */
 #define ATT_CHUNK 256
 #define ATT_CHUNK_DECODE 32
 #define ATT_DECODE_TOK 64
