@@ -1176,6 +1176,10 @@ static void check_cache(const attn_cfg *c, const attn_ref *R, const uint16_t *kc
     if (den > 0 && sqrt(num / den) > W->kv) W->kv = sqrt(num / den);
 }
 
+/* A max_len under most of the tests' ranges: the grid then has fewer
+ * splits than they need, and the kernel makes its splits longer. */
+#define ATT_SHORT_GRID 40
+
 /* One batch through qkv_post and attention on the GPU and the reference. */
 static void attn_batch(gt *g, const attn_cfg *c, const attn_dev *d, attn_ref *R, const int32_t *pos,
                        const int32_t *seq, int n, rng *r, attn_worst *W, const char *label) {
@@ -1195,12 +1199,13 @@ static void attn_batch(gt *g, const attn_cfg *c, const attn_dev *d, attn_ref *R,
     uint16_t *kc = malloc(2 * ncache), *vc = malloc(2 * ncache);
     uint16_t *kc2 = malloc(2 * ncache), *vc2 = malloc(2 * ncache);
     float *out3 = malloc(sizeof(float) * (size_t)n * qd), *qkv_f = malloc(sizeof(float) * (size_t)n * ld);
+    float *out4 = malloc(sizeof(float) * (size_t)n * qd);
     int8_t *q8 = malloc((size_t)n * qd);
     float *q8ds = malloc(sizeof(float) * (size_t)n * qd / 16);
     int *counters = malloc(sizeof(int) * (size_t)n * c->n_head);
     double *kgd = malloc(sizeof(double) * ncache), *vgd = malloc(sizeof(double) * ncache);
     if (!qkv || !qkv_after || !out || !out2 || !qg || !qref || !head || !aref || !iso || !qgd || !kc || !vc ||
-        !kgd || !vgd || !q8 || !q8ds || !counters || !kc2 || !vc2 || !out3 || !qkv_f) {
+        !kgd || !vgd || !q8 || !q8ds || !counters || !kc2 || !vc2 || !out3 || !qkv_f || !out4) {
         FAILF("%s: out of memory", label);
         goto out;
     }
@@ -1247,6 +1252,14 @@ static void attn_batch(gt *g, const attn_cfg *c, const attn_dev *d, attn_ref *R,
         !gt_read(g, q8ds, d->q8ds, sizeof(float) * (size_t)n * qd / 16) ||
         !gt_read(g, counters, d->counters, sizeof(int) * (size_t)n * c->n_head)) {
         FAILF("(in %s)", label);
+        goto out;
+    }
+    /* max_len only sizes the grid: a grid of fewer splits than the ranges
+     * need makes longer splits, the same result */
+    hl_cu_attention(g->cu, d->qkv, ld, n, &s, d->pos, d->seq, d->kc, d->vc, d->out2, ATT_SHORT_GRID, d->part,
+                    d->counters, NULL, NULL);
+    if (!gt_read(g, out4, d->out2, sizeof(float) * (size_t)n * qd)) {
+        FAILF("(in %s, short grid)", label);
         goto out;
     }
 
@@ -1314,6 +1327,10 @@ static void attn_batch(gt *g, const attn_cfg *c, const attn_dev *d, attn_ref *R,
              label, c->n_ctx);
     e = CHECK_REL(what, out2, iso, (size_t)n * qd, 1e-5);
     if (e > W->iso) W->iso = e;
+    snprintf(what, sizeof what, "%s: attention (max_len %d: longer splits) vs reference on the GPU's q and cache",
+             label, ATT_SHORT_GRID);
+    e = CHECK_REL(what, out4, iso, (size_t)n * qd, 1e-5);
+    if (e > W->iso) W->iso = e;
     snprintf(what, sizeof what, "%s: fused attention (graph mode) vs reference", label);
     e = CHECK_REL(what, out3, aref, (size_t)n * qd, 1e-4 + 1e-6 * max_pos);
     if (e > W->att) W->att = e;
@@ -1329,7 +1346,7 @@ static void attn_batch(gt *g, const attn_cfg *c, const attn_dev *d, attn_ref *R,
 out:
     free(qkv), free(qkv_after), free(out), free(out2), free(qg), free(qref), free(head), free(aref), free(iso);
     free(qgd), free(kc), free(vc), free(kgd), free(vgd), free(q8), free(q8ds), free(counters);
-    free(kc2), free(vc2), free(out3), free(qkv_f);
+    free(kc2), free(vc2), free(out3), free(qkv_f), free(out4);
 }
 
 /* A prefill batch (the sequences' tokens interleaved), then one decode
@@ -1431,9 +1448,8 @@ TEST(cuda_qkv_attention) {
         }
     }
     /* long sequences: several attention splits, empty splits for the short
-     * sequence, a window across split boundaries; the third (1,100
-     * positions) needs more decode splits of 32 than the grid has, so its
-     * blocks lengthen their splits */
+     * sequence, a window across split boundaries, and 1,100 positions (35
+     * decode splits of 32; 2 with the short grid) */
     for (int k = 0; k < 3 && g.ok; k++) {
         attn_cfg c = {.n_head = 32, .n_kv = 8, .hd = 128, .n_rot = 128, .neox = true, .bias = k == 1,
                       .norms = k == 1, .window = k == 1 ? 100 : 0, .n_ctx = k == 2 ? 1200 : 600,

@@ -181,8 +181,9 @@ void hl_cu_qkv_post(hl_cu *cu, float *qkv, int ld, int n_tok, const hl_cu_attn_s
                     const float *k_norm, const int32_t *pos, const int32_t *seq, void *k_cache,
                     void *v_cache);
 /* out[t][h * hd + d]: causal attention of each token over its sequence's
- * cached positions [start, pos] (start from the window). max_len bounds
- * pos + 1 over the batch (it sizes the grid; graphs pass n_ctx). part:
+ * cached positions [start, pos] (start from the window). max_len sizes
+ * the grid (graphs pass n_ctx): at least pos + 1 over the batch splits
+ * every range finely; a smaller one only makes longer splits. part:
  * scratch of hl_cu_attn_scratch floats; counters: n_tok * n_head ints,
  * zero before the first call (each call leaves them zero). q8, q8ds: out's
  * int8 form too (may be NULL). One launch: the last split block of each

@@ -1568,7 +1568,8 @@ extern "C" void hl_cu_qkv_post(hl_cu *cu, float *qkv, int ld, int n_tok, const h
  * barrier. A split is a run of the token's visible range [start, pos]:
  * ATT_CHUNK_DECODE positions in batches of up to ATT_DECODE_TOK tokens
  * (decode steps), ATT_CHUNK in larger ones, and longer (by 32s) where the
- * range needs more splits than the grid has (at most ATT_MAX_SPLIT). Each
+ * range needs more splits than the grid has (at most ATT_MAX_SPLIT_DECODE
+ * for decode steps, ATT_MAX_SPLIT for larger batches). Each
  * block works out its token's split length from the token's position, so
  * a graph sizes the grid for the whole context, a short range still
  * splits finely, and splits past the range exit at once.
@@ -1590,6 +1591,7 @@ extern "C" void hl_cu_qkv_post(hl_cu *cu, float *qkv, int ld, int n_tok, const h
 #define ATT_CHUNK_DECODE 32
 #define ATT_DECODE_TOK 64
 #define ATT_MAX_SPLIT 32
+#define ATT_MAX_SPLIT_DECODE 128
 #define ATT_WARPS 4
 
 __device__ __forceinline__ float warp_max(float v) {
@@ -1630,21 +1632,21 @@ attn_kernel(const float *__restrict__ qkv, int ld, hl_cu_attn_shape s,
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int sp = blockIdx.x, t = blockIdx.z, h = blockIdx.y * ATT_WARPS + warp;
     if (!POST && h >= s.n_head) return;
-    /* The batch's positions, and POST's rope angles for this token, before
-     * the wait: every kernel triggers its successor only once its own wait
-     * is over, so the kernels before the previous one, and the copy of the
-     * batch that starts a pass, have completed. */
+    /* The batch's positions, this block's split, and POST's rope angles for
+     * this token, before the wait: every kernel triggers its successor only
+     * once its own wait is over, so the kernels before the previous one, and
+     * the copy of the batch that starts a pass, have completed. */
     const int pos = posv[t], seq = seqv[t];
-    rope_cs<RJ(HD)> rc;
-    if (POST) rope_angles(s, pos, lane, rc);
-    pdl_wait_trigger(OV_ATTN);
     const int start = s.window > 0 && pos - s.window + 1 > 0 ? pos - s.window + 1 : 0;
     /* the token's split length: min_chunk, or longer (a multiple of 32)
      * when its range needs more splits than the grid has */
     const int len = pos + 1 - start, per = (len + gridDim.x - 1) / gridDim.x;
     const int chunk = max(min_chunk, (per + 31) & ~31);
     const int n_act = (len + chunk - 1) / chunk; /* splits this token uses */
-    if (sp >= n_act) return; /* the whole block */
+    if (sp >= n_act) return; /* the whole block, before it waits */
+    rope_cs<RJ(HD)> rc;
+    if (POST) rope_angles(s, pos, lane, rc);
+    pdl_wait_trigger(OV_ATTN);
     const int p_begin = start + sp * chunk, p_end = min(p_begin + chunk, pos + 1);
     const int kvh = h / (s.n_head / s.n_head_kv);
     float *qs = q_sh[warp];
@@ -1733,7 +1735,7 @@ attn_kernel(const float *__restrict__ qkv, int ld, hl_cu_attn_shape s,
         return;
     }
     /* partial record (max, sum, o[HD]) of this split; the last one merges */
-    float *pt = part + ((size_t)t * s.n_head + h) * ATT_MAX_SPLIT * (HD + 2);
+    float *pt = part + ((size_t)t * s.n_head + h) * gridDim.x * (HD + 2);
     float *rec = pt + (size_t)sp * (HD + 2);
     if (lane == 0) rec[0] = m_run, rec[1] = l_run;
 #pragma unroll
@@ -1748,17 +1750,38 @@ attn_kernel(const float *__restrict__ qkv, int ld, hl_cu_attn_shape s,
     last = __shfl_sync(0xffffffffu, last, 0);
     if (!last) return;
     __threadfence();
-    float M = -FLT_MAX;
-    for (int i = 0; i < n_act; i++) M = fmaxf(M, ((volatile float *)pt)[(size_t)i * (HD + 2)]);
-    float L = 0.0f, acc[PER];
+    /* lane j takes records j, j + 32, ... for the max and the weights; the
+     * rows then add up with every record's loads independent (read at L2:
+     * other blocks wrote them) */
+    constexpr int RL = ATT_MAX_SPLIT_DECODE / 32;
+    float mj[RL], fj[RL], M = -FLT_MAX, L = 0.0f;
+#pragma unroll
+    for (int j = 0; j < RL; j++) {
+        const int i = lane + 32 * j;
+        mj[j] = i < n_act ? __ldcg(pt + (size_t)i * (HD + 2)) : -FLT_MAX;
+        M = fmaxf(M, mj[j]);
+    }
+    M = warp_max(M);
+#pragma unroll
+    for (int j = 0; j < RL; j++) {
+        const int i = lane + 32 * j;
+        fj[j] = i < n_act ? __expf(mj[j] - M) : 0.0f;
+        L += i < n_act ? __ldcg(pt + (size_t)i * (HD + 2) + 1) * fj[j] : 0.0f;
+    }
+    L = warp_sum(L);
+    float acc[PER];
 #pragma unroll
     for (int k = 0; k < PER; k++) acc[k] = 0.0f;
-    for (int i = 0; i < n_act; i++) {
-        const volatile float *r = pt + (size_t)i * (HD + 2);
-        const float f = __expf(r[0] - M);
-        L += r[1] * f;
 #pragma unroll
-        for (int k = 0; k < PER; k++) acc[k] += r[2 + lane + 32 * k] * f;
+    for (int j = 0; j < RL; j++) {
+        const int n = min(32, n_act - 32 * j);
+#pragma unroll 8
+        for (int i0 = 0; i0 < n; i0++) {
+            const float f = __shfl_sync(0xffffffffu, fj[j], i0);
+            const float *r = pt + (size_t)(32 * j + i0) * (HD + 2) + 2 + lane;
+#pragma unroll
+            for (int k = 0; k < PER; k++) acc[k] += __ldcg(r + 32 * k) * f;
+        }
     }
     const float inv = L > 0.0f ? 1.0f / L : 0.0f;
 #pragma unroll
@@ -1770,7 +1793,10 @@ attn_kernel(const float *__restrict__ qkv, int ld, hl_cu_attn_shape s,
 }
 
 extern "C" size_t hl_cu_attn_scratch(int n_tok, int n_head, int head_dim) {
-    return (size_t)n_tok * (size_t)n_head * ATT_MAX_SPLIT * (size_t)(head_dim + 2);
+    /* records of (token, head, split): a batch of up to n_tok tokens */
+    const size_t big = (size_t)n_tok * ATT_MAX_SPLIT;
+    const size_t dec = (size_t)(n_tok < ATT_DECODE_TOK ? n_tok : ATT_DECODE_TOK) * ATT_MAX_SPLIT_DECODE;
+    return (big > dec ? big : dec) * (size_t)n_head * (size_t)(head_dim + 2);
 }
 
 static void attention(hl_cu *cu, const float *qkv, int ld, int n_tok, const hl_cu_attn_shape *s,
@@ -1784,8 +1810,9 @@ static void attention(hl_cu *cu, const float *qkv, int ld, int n_tok, const hl_c
         return;
     }
     const int chunk = n_tok <= ATT_DECODE_TOK ? ATT_CHUNK_DECODE : ATT_CHUNK;
+    const int max_split = n_tok <= ATT_DECODE_TOK ? ATT_MAX_SPLIT_DECODE : ATT_MAX_SPLIT;
     int n_split = (max_len + chunk - 1) / chunk;
-    if (n_split > ATT_MAX_SPLIT) n_split = ATT_MAX_SPLIT;
+    if (n_split > max_split) n_split = max_split;
     dim3 grid((unsigned)n_split, (unsigned)((s->n_head + ATT_WARPS - 1) / ATT_WARPS), (unsigned)n_tok);
     __half *kc = (__half *)k_cache, *vc = (__half *)v_cache;
     float2 *ds = (float2 *)q8ds;
