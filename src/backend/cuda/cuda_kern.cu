@@ -1569,10 +1569,10 @@ extern "C" void hl_cu_qkv_post(hl_cu *cu, float *qkv, int ld, int n_tok, const h
  * ATT_CHUNK_DECODE positions in batches of up to ATT_DECODE_TOK tokens
  * (decode steps), ATT_CHUNK in larger ones, and longer (by 32s) where the
  * range needs more splits than the grid has (at most ATT_MAX_SPLIT_DECODE
- * for decode steps, ATT_MAX_SPLIT for larger batches). Each
- * block works out its token's split length from the token's position, so
- * a graph sizes the grid for the whole context, a short range still
- * splits finely, and splits past the range exit at once.
+ * for decode steps, ATT_MAX_SPLIT for larger batches). Each block works
+ * out its token's split length from the token's position, so a graph
+ * sizes the grid for the whole context, a short range still splits
+ * finely, and splits past the range exit at once.
  *
  * The warp walks its split 32 positions at a time with an online softmax:
  * lane i scores position i (the query sits in shared memory, read by
@@ -1592,6 +1592,8 @@ extern "C" void hl_cu_qkv_post(hl_cu *cu, float *qkv, int ld, int n_tok, const h
 #define ATT_DECODE_TOK 64
 #define ATT_MAX_SPLIT 32
 #define ATT_MAX_SPLIT_DECODE 128
+static_assert(ATT_MAX_SPLIT <= ATT_MAX_SPLIT_DECODE && ATT_MAX_SPLIT_DECODE % 32 == 0,
+              "the merge holds up to ATT_MAX_SPLIT_DECODE records, 32 a pass");
 #define ATT_WARPS 4
 
 __device__ __forceinline__ float warp_max(float v) {
