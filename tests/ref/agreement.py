@@ -79,17 +79,15 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
         base = names[0]
-        texts = run_eval(a.bin, a.model, ["--prompts", str(PROMPTS_TXT), "--n-predict", "1"], base)
+        # the texts' token ids, and the vocabulary size from their logits (f32, one row each)
+        probe = tmpd / "texts.f32"
+        texts = run_eval(a.bin, a.model, ["--prompts", str(PROMPTS_TXT), "--n-predict", "1",
+                                          "--logits-out", str(probe)], base)
+        n_vocab = probe.stat().st_size // (4 * len(texts))
         rng = random.Random(4242)
         prompts = [("text", t["tokens"]) for t in texts]
-        # random ids below the vocabulary size, read from the first logits written below
-        ids_file = tmpd / "prompts.txt"
-        logits_probe = tmpd / "probe.f32"
-        write_ids(ids_file, [prompts[0][1]])
-        run_eval(a.bin, a.model, ["--prompt-tokens", str(ids_file), "--n-predict", "1", "--logits-out",
-                                  str(logits_probe)], base)
-        n_vocab = logits_probe.stat().st_size // 4
         prompts += [("random", [rng.randrange(n_vocab) for _ in range(n)]) for n in RANDOM_LENS]
+        ids_file = tmpd / "prompts.txt"
         write_ids(ids_file, [p for _, p in prompts])
 
         greedy = {}

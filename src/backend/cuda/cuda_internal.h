@@ -30,8 +30,8 @@ struct hl_cu {
 
 /* Records the first failure on the executor; returns -1 on failure. */
 int hl_cu_set_error(hl_cu *cu, cudaError_t rc, const char *what);
-/* How far kernels overlap their predecessors (cuda_kern.cu's c_overlap);
- * per device, set by hl_cu_new. */
+/* How far kernels overlap their predecessors (cuda_kern.cu's c_overlap;
+ * mode < 0: the default); per device, set by hl_cu_new. */
 extern "C" void hl_cu_set_overlap(int mode);
 /* Checks the last launch. */
 void hl_cu_after_launch(hl_cu *cu, const char *what);

@@ -42,6 +42,7 @@ __device__ __forceinline__ void pdl_wait() {
 __constant__ int c_overlap;
 
 enum { OV_MATMUL = 1, OV_PREFETCH = 2, OV_NORM = 4, OV_ATTN = 8, OV_OTHER = 16, OV_MATMUL_LATE = 32 };
+enum { OV_DEFAULT = OV_PREFETCH | OV_NORM | OV_ATTN | OV_OTHER | OV_MATMUL_LATE }; /* 62 */
 
 __device__ __forceinline__ void pdl_trigger(int kind) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -54,7 +55,10 @@ __device__ __forceinline__ void pdl_wait_trigger(int kind = OV_OTHER) {
     pdl_trigger(kind);
 }
 
-extern "C" void hl_cu_set_overlap(int mode) { cudaMemcpyToSymbol(c_overlap, &mode, sizeof mode); }
+extern "C" void hl_cu_set_overlap(int mode) {
+    if (mode < 0) mode = OV_DEFAULT;
+    cudaMemcpyToSymbol(c_overlap, &mode, sizeof mode);
+}
 
 template <typename... KArgs, typename... Args>
 static void pdl_launch(hl_cu *cu, void (*k)(KArgs...), dim3 grid, dim3 block, Args... args) {

@@ -121,7 +121,7 @@ extern "C" int hl_cu_new(hl_cu **out, int device, hl_err *e) {
     }
     /* HL_CUDA_OVERLAP (bits of c_overlap in cuda_kern.cu) is for A/B runs */
     const char *ov = getenv("HL_CUDA_OVERLAP");
-    hl_cu_set_overlap(ov ? atoi(ov) : 62);
+    hl_cu_set_overlap(ov ? atoi(ov) : -1);
     *out = cu;
     return 0;
 }
