@@ -54,15 +54,43 @@ static void scale_f32(float *y, float a, int n) {
     for (int i = 0; i < n; i++) y[i] *= a;
 }
 
+float hl_vec_expf(float x) {
+    if (x != x) return x;
+    float z = fmaf(x, HL_EXP_LOG2E, HL_EXP_SHIFT), n = z - HL_EXP_SHIFT;
+    if (fabsf(n) > 192.0f) return n <= 0.0f ? 0.0f : INFINITY;
+    float b = fmaf(-n, HL_EXP_LN2_HI, x);
+    b = fmaf(-n, HL_EXP_LN2_LO, b);
+    float u = b * b;
+    float p = fmaf(fmaf(fmaf(HL_EXP_C5, b, HL_EXP_C4), u, fmaf(HL_EXP_C3, b, HL_EXP_C2)), u,
+                   fmaf(HL_EXP_C1, b, 1.0f));
+    return ldexpf(p, (int)n); /* one rounding, as the AVX2 path's two steps */
+}
+
 static void silu_mul(float *g, const float *u, int n) {
-    for (int i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    for (int i = 0; i < n; i++) g[i] = g[i] / (1.0f + hl_vec_expf(0.0f - g[i])) * u[i];
+}
+
+/* GELU as llama.cpp's CPU backend computes it, so that our logits can match
+ * its: the tanh form evaluated at x rounded to half and the result rounded
+ * to half (one table entry per half), 0 at or below -10 and x at or above
+ * 10. The table is written once, under the same pthread_once as the path
+ * choice, before any table of ops is handed out. */
+float hl_gelu_half_table[65536];
+
+static float gelu_tanh(float x) {
+    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+    return 0.5f * x * (1.0f + tanhf(k * x * (1.0f + 0.044715f * x * x)));
+}
+
+static void fill_gelu_table(void) {
+    for (uint32_t h = 0; h < 65536; h++)
+        hl_gelu_half_table[h] = hl_f16_to_f32(hl_f32_to_f16(gelu_tanh(hl_f16_to_f32((uint16_t)h))));
 }
 
 static void gelu_mul(float *g, const float *u, int n) {
-    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
     for (int i = 0; i < n; i++) {
         float x = g[i];
-        g[i] = 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x))) * u[i];
+        g[i] = x <= -10.0f ? 0.0f : x >= 10.0f ? x * u[i] : hl_gelu_half_table[hl_f32_to_f16(x)] * u[i];
     }
 }
 
@@ -71,7 +99,7 @@ static void softmax(float *x, int n) {
     for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
     double sum = 0;
     for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - mx);
+        x[i] = hl_vec_expf(x[i] - mx);
         sum += x[i];
     }
     float inv = (float)(1.0 / sum);
@@ -120,6 +148,7 @@ static const hl_vec_ops *best;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void choose(void) {
+    fill_gelu_table();
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && hl_cpu_has_f16c())

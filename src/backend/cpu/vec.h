@@ -28,10 +28,12 @@ typedef struct hl_vec_ops {
     void (*mad_f32)(float *y, const float *x, float a, int n);         /* y += a * x */
     void (*mad_f16)(float *y, const uint16_t *x_half, float a, int n); /* y += a * x */
     void (*scale_f32)(float *y, float a, int n);                       /* y *= a */
-    /* The activations and the softmax; the AVX2 path's exp is a degree-6
-     * polynomial after range reduction, within 2 ulp of expf. */
+    /* The activations and the softmax, with e^x from hl_vec_expf on every
+     * path (the same bits). */
     void (*silu_mul)(float *g, const float *u, int n); /* g = silu(g) * u */
-    void (*gelu_mul)(float *g, const float *u, int n); /* g = gelu_tanh(g) * u */
+    /* g = gelu_tanh(g) * u, with gelu_tanh(x) read from a table at half(x)
+     * and rounded to half as llama.cpp does (exact 0 / x beyond -10 / 10) */
+    void (*gelu_mul)(float *g, const float *u, int n);
     void (*softmax)(float *x, int n);                  /* in place, n >= 1 */
     /* Attention over n contiguous rows of dim values (one cache block):
      * out[i] = row_i . q, and out += sum_i w[i] row_i. */
@@ -53,12 +55,31 @@ void hl_vec_mad_f16(float *y, const uint16_t *x_half, float a, int n);
 /* y[i] *= a */
 void hl_vec_scale_f32(float *y, float a, int n);
 
+/* e^x as llama.cpp's AVX-512 CPU backend computes it for SiLU and softmax
+ * (the algorithm of Arm's optimized routines: within 1.5 ulp of e^x, 0 below
+ * about -104, +inf above about 88.4), so that our activations round as its
+ * do. The constants are that algorithm's; every path uses them. */
+#define HL_EXP_SHIFT 0x1.8p23f
+#define HL_EXP_LOG2E 0x1.715476p+0f
+#define HL_EXP_LN2_HI 0x1.62e4p-1f
+#define HL_EXP_LN2_LO 0x1.7f7d1cp-20f
+#define HL_EXP_C1 0x1.ffffecp-1f
+#define HL_EXP_C2 0x1.fffdb6p-2f
+#define HL_EXP_C3 0x1.555e66p-3f
+#define HL_EXP_C4 0x1.573e2ep-5f
+#define HL_EXP_C5 0x1.0e4020p-7f
+float hl_vec_expf(float x);
+
 /* The table the functions above use (to call through it in a hot loop). */
 const hl_vec_ops *hl_vec_ops_best(void);
 /* One path's table explicitly (tests, benchmarks): the scalar one always;
  * the AVX2 one, or NULL when this CPU lacks AVX2, FMA or F16C. */
 const hl_vec_ops *hl_vec_ops_scalar(void);
 const hl_vec_ops *hl_vec_ops_avx2(void);
+
+/* gelu_tanh at every half, rounded to half; written before the first table
+ * of ops is returned (vec.c). */
+extern float hl_gelu_half_table[65536];
 
 /* Defined in vec_avx2.c; used only by vec.c, after checking the CPU. */
 extern const hl_vec_ops hl_vec_avx2_table;

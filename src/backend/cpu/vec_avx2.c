@@ -116,33 +116,32 @@ static void scale_f32(float *y, float a, int n) {
     }
 }
 
-/* e^x for 8 floats: x = k ln2 + r with |r| <= ln2/2 (ln2 split in two
- * parts so k ln2 is exact), e^r by its degree-6 Taylor polynomial (error
- * below 2^-24 on that interval), 2^k built in the exponent bits. Inputs
- * below -87.3 give 0, above 88.7 give +inf, as expf does. */
+/* e^x for 8 floats, bit for bit the scalar path's hl_vec_expf (vec.h):
+ * n = nearest(x log2 e) by the 1.5 * 2^23 rounding trick, b = x - n ln2 in
+ * two fused steps, e^b by a degree-5 polynomial in Estrin form, times 2^n
+ * in two exact-then-rounded steps (so a subnormal result is rounded once,
+ * as a scale instruction would). |n| > 192 gives 0 or +inf; NaN stays NaN. */
 static inline __m256 exp8(__m256 x) {
-    const __m256 hi = _mm256_set1_ps(88.72283f), lo = _mm256_set1_ps(-87.33654f);
-    __m256 over = _mm256_cmp_ps(x, hi, _CMP_GT_OQ), under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-    x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
-    __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.0f / 720);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    /* 2^k may be 2^128 at the top of the range: scale in two steps */
-    __m256i ki = _mm256_cvtps_epi32(k);
+    const __m256 shift = _mm256_set1_ps(HL_EXP_SHIFT);
+    __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(HL_EXP_LOG2E), shift);
+    __m256 n = _mm256_sub_ps(z, shift);
+    __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(HL_EXP_LN2_HI), x);
+    b = _mm256_fnmadd_ps(n, _mm256_set1_ps(HL_EXP_LN2_LO), b);
+    __m256 u = _mm256_mul_ps(b, b);
+    __m256 p45 = _mm256_fmadd_ps(_mm256_set1_ps(HL_EXP_C5), b, _mm256_set1_ps(HL_EXP_C4));
+    __m256 p23 = _mm256_fmadd_ps(_mm256_set1_ps(HL_EXP_C3), b, _mm256_set1_ps(HL_EXP_C2));
+    __m256 p01 = _mm256_fmadd_ps(_mm256_set1_ps(HL_EXP_C1), b, _mm256_set1_ps(1.0f));
+    __m256 p = _mm256_fmadd_ps(_mm256_fmadd_ps(p45, u, p23), u, p01);
+    __m256 big = _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), n), _mm256_set1_ps(192.0f), _CMP_GT_OQ);
+    __m256i ki = _mm256_cvtps_epi32(_mm256_andnot_ps(big, n)); /* 0 where |n| > 192 or NaN */
     __m256i k1 = _mm256_srai_epi32(ki, 1), k2 = _mm256_sub_epi32(ki, k1);
     __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, _mm256_set1_epi32(127)), 23));
     __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k2, _mm256_set1_epi32(127)), 23));
     __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
-    y = _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), over);
-    return _mm256_blendv_ps(y, _mm256_setzero_ps(), under);
+    __m256 edge = _mm256_blendv_ps(_mm256_set1_ps(INFINITY), _mm256_setzero_ps(),
+                                   _mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_LE_OQ));
+    y = _mm256_blendv_ps(y, edge, big);
+    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }
 
 static inline __m256 silu8(__m256 x) {
@@ -150,12 +149,13 @@ static inline __m256 silu8(__m256 x) {
     return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
 }
 
-/* 0.5 x (1 + tanh(y)) = x - x / (e^{2y} + 1) */
-static inline __m256 gelu8(__m256 x) {
-    const __m256 k = _mm256_set1_ps(0.7978845608028654f), c = _mm256_set1_ps(0.044715f);
-    __m256 y = _mm256_mul_ps(k, _mm256_fmadd_ps(_mm256_mul_ps(c, x), _mm256_mul_ps(x, x), x));
-    __m256 e = exp8(_mm256_add_ps(y, y));
-    return _mm256_sub_ps(x, _mm256_div_ps(x, _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
+/* gelu(x) * u with the table's GELU (vec.h): exactly +0 at or below -10,
+ * x * u at or above 10. */
+static inline __m256 gelu_mul8(__m256 x, __m256 u) {
+    __m256i h = _mm256_cvtepu16_epi32(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+    __m256 y = _mm256_i32gather_ps(hl_gelu_half_table, h, 4);
+    y = _mm256_mul_ps(_mm256_blendv_ps(y, x, _mm256_cmp_ps(x, _mm256_set1_ps(10.0f), _CMP_GE_OQ)), u);
+    return _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(-10.0f), _CMP_LE_OQ), y);
 }
 
 static void silu_mul(float *g, const float *u, int n) {
@@ -172,11 +172,10 @@ static void silu_mul(float *g, const float *u, int n) {
 static void gelu_mul(float *g, const float *u, int n) {
     int i = 0;
     for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(g + i, _mm256_mul_ps(gelu8(_mm256_loadu_ps(g + i)), _mm256_loadu_ps(u + i)));
+        _mm256_storeu_ps(g + i, gelu_mul8(_mm256_loadu_ps(g + i), _mm256_loadu_ps(u + i)));
     if (i < n) {
         __m256i m = first_lanes(n - i);
-        __m256 v = gelu8(_mm256_maskload_ps(g + i, m));
-        _mm256_maskstore_ps(g + i, m, _mm256_mul_ps(v, _mm256_maskload_ps(u + i, m)));
+        _mm256_maskstore_ps(g + i, m, gelu_mul8(_mm256_maskload_ps(g + i, m), _mm256_maskload_ps(u + i, m)));
     }
 }
 

@@ -203,7 +203,8 @@ void hl_cu_attention_fused(hl_cu *cu, const float *qkv, int ld, int n_tok, const
                            const float *k_norm, const int32_t *pos, const int32_t *seq, void *k_cache,
                            void *v_cache, float *out, int max_len, float *part, int *counters,
                            int8_t *q8, float *q8ds);
-/* out[t][i] = act(gu[t][i]) * gu[t][n + i]; act = silu, or gelu (tanh form);
+/* out[t][i] = act(gu[t][i]) * gu[t][n + i]; act = silu, or gelu (tanh form at
+ * half precision, as the CPU backend computes it: vec.h);
  * interleaved: gate and up alternate, act(gu[t][2i]) * gu[t][2i + 1].
  * q8, q8ds: out's int8 form too (may be NULL). */
 void hl_cu_act_mul(hl_cu *cu, const float *gu, int n_tok, int n, bool gelu, bool interleaved, float *out,

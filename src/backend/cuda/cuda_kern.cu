@@ -768,12 +768,16 @@ template <> struct q8w<HL_CU_Q6_KP> { /* 224-byte blocks: ql 0, qh 128, scales 1
     }
 };
 
-/* act(g) * u, the gated activation (act_mul_kernel's, to the bit). */
+/* act(g) * u, the gated activation (act_mul_kernel's, to the bit). GELU as
+ * the CPU backend's table gives it (vec.h): the tanh form at half(g),
+ * rounded to half, 0 at or below -10 and g at or above 10. */
 __device__ __forceinline__ float glu_act(float g, float u, bool gelu) {
     float a;
     if (gelu) {
-        const float k = 0.7978845608028654f;
-        a = 0.5f * g * (1.0f + tanhf(k * (g + 0.044715f * g * g * g)));
+        if (g <= -10.0f) return 0.0f;
+        if (g >= 10.0f) return g * u;
+        const float k = 0.7978845608028654f, h = __half2float(__float2half_rn(g));
+        a = __half2float(__float2half_rn(0.5f * h * (1.0f + tanhf(k * h * (1.0f + 0.044715f * h * h)))));
     } else {
         a = g / (1.0f + __expf(-g));
     }
