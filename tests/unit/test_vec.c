@@ -221,14 +221,14 @@ TEST(vec_activations_and_softmax_are_the_same_bits_on_every_path) {
 }
 
 /* The cache-block attention ops against the row helpers of the scalar path,
- * for head sizes with and without a multiple-of-8 / 64 fast path. */
+ * for head sizes with and without a multiple-of-8 / 32 / 64 fast path. */
 TEST(vec_block_attention_ops_match_the_reference) {
     const hl_vec_ops *ref = hl_vec_ops_scalar(), *k = hl_vec_ops_avx2();
     if (!k) k = ref;
     enum { NR = 33, DMAX = 256 };
     static float rows[NR * DMAX], q[DMAX], w[NR], o1[DMAX], o2[DMAX], s1[NR], s2[NR];
     static uint16_t hrows[NR * DMAX];
-    const int dims[] = {1, 7, 8, 24, 64, 72, 128, 200, 256};
+    const int dims[] = {1, 7, 8, 24, 40, 64, 72, 96, 128, 200, 256};
     vr_state = 11;
     int bad = 0;
     for (size_t di = 0; di < sizeof dims / sizeof *dims; di++) {

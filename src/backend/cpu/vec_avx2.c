@@ -11,6 +11,7 @@
  */
 #include <immintrin.h>
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "vec.h"
@@ -228,28 +229,53 @@ static void dots_f16(float *out, const uint16_t *rows, int n, const float *q, in
     }
 }
 
-/* out[0..64) += sum_i w[i] rows[i][0..64) with out held in 8 registers. */
-#define WSUM_CHUNK(LOAD)                                                                           \
+/* out[d..d+32) (+ out[d+32..d+64) when WIDE) += sum_i w[i] rows[i][same]
+ * with out held in 4 (8) named registers: every element by one fused
+ * multiply-add per row, rows in order. (An indexed register array here was
+ * kept in memory by the compiler: a store and reload per row.) */
+#define WSUM_CHUNK(LOAD, WIDE)                                                                     \
     do {                                                                                           \
-        __m256 a[8];                                                                               \
-        for (int k = 0; k < 8; k++) a[k] = _mm256_loadu_ps(out + d + 8 * k);                       \
+        float *o = out + d;                                                                        \
+        __m256 a0 = _mm256_loadu_ps(o), a1 = _mm256_loadu_ps(o + 8);                               \
+        __m256 a2 = _mm256_loadu_ps(o + 16), a3 = _mm256_loadu_ps(o + 24);                         \
+        __m256 a4 = a0, a5 = a0, a6 = a0, a7 = a0;                                                 \
+        if (WIDE) {                                                                                \
+            a4 = _mm256_loadu_ps(o + 32), a5 = _mm256_loadu_ps(o + 40);                            \
+            a6 = _mm256_loadu_ps(o + 48), a7 = _mm256_loadu_ps(o + 56);                            \
+        }                                                                                          \
         for (int i = 0; i < n; i++) {                                                              \
             const __m256 wv = _mm256_set1_ps(w[i]);                                                \
-            for (int k = 0; k < 8; k++)                                                            \
-                a[k] = _mm256_fmadd_ps(wv, LOAD(rows + (size_t)i * dim + d + 8 * k), a[k]);        \
+            const __typeof__(rows) r = rows + (size_t)i * dim + d;                              \
+            a0 = _mm256_fmadd_ps(wv, LOAD(r), a0);                                                 \
+            a1 = _mm256_fmadd_ps(wv, LOAD(r + 8), a1);                                             \
+            a2 = _mm256_fmadd_ps(wv, LOAD(r + 16), a2);                                            \
+            a3 = _mm256_fmadd_ps(wv, LOAD(r + 24), a3);                                            \
+            if (WIDE) {                                                                            \
+                a4 = _mm256_fmadd_ps(wv, LOAD(r + 32), a4);                                        \
+                a5 = _mm256_fmadd_ps(wv, LOAD(r + 40), a5);                                        \
+                a6 = _mm256_fmadd_ps(wv, LOAD(r + 48), a6);                                        \
+                a7 = _mm256_fmadd_ps(wv, LOAD(r + 56), a7);                                        \
+            }                                                                                      \
         }                                                                                          \
-        for (int k = 0; k < 8; k++) _mm256_storeu_ps(out + d + 8 * k, a[k]);                       \
+        _mm256_storeu_ps(o, a0), _mm256_storeu_ps(o + 8, a1);                                      \
+        _mm256_storeu_ps(o + 16, a2), _mm256_storeu_ps(o + 24, a3);                                \
+        if (WIDE) {                                                                                \
+            _mm256_storeu_ps(o + 32, a4), _mm256_storeu_ps(o + 40, a5);                            \
+            _mm256_storeu_ps(o + 48, a6), _mm256_storeu_ps(o + 56, a7);                            \
+        }                                                                                          \
     } while (0)
 
 static void wsum_f32(float *out, const float *rows, int n, const float *w, int dim) {
     int d = 0;
-    for (; d + 64 <= dim; d += 64) WSUM_CHUNK(_mm256_loadu_ps);
+    for (; d + 64 <= dim; d += 64) WSUM_CHUNK(_mm256_loadu_ps, true);
+    for (; d + 32 <= dim; d += 32) WSUM_CHUNK(_mm256_loadu_ps, false);
     for (int i = 0; d < dim && i < n; i++) mad_f32(out + d, rows + (size_t)i * dim + d, w[i], dim - d);
 }
 
 static void wsum_f16(float *out, const uint16_t *rows, int n, const float *w, int dim) {
     int d = 0;
-    for (; d + 64 <= dim; d += 64) WSUM_CHUNK(load8_f16);
+    for (; d + 64 <= dim; d += 64) WSUM_CHUNK(load8_f16, true);
+    for (; d + 32 <= dim; d += 32) WSUM_CHUNK(load8_f16, false);
     for (int i = 0; d < dim && i < n; i++) mad_f16(out + d, rows + (size_t)i * dim + d, w[i], dim - d);
 }
 
