@@ -245,7 +245,7 @@ static void dots_f16(float *out, const uint16_t *rows, int n, const float *q, in
         }                                                                                          \
         for (int i = 0; i < n; i++) {                                                              \
             const __m256 wv = _mm256_set1_ps(w[i]);                                                \
-            const __typeof__(rows) r = rows + (size_t)i * dim + d;                              \
+            const __typeof__(rows) r = rows + (size_t)i * dim + d;                                 \
             a0 = _mm256_fmadd_ps(wv, LOAD(r), a0);                                                 \
             a1 = _mm256_fmadd_ps(wv, LOAD(r + 8), a1);                                             \
             a2 = _mm256_fmadd_ps(wv, LOAD(r + 16), a2);                                            \
