@@ -27,23 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check_goldens import (MODELS_TXT, read_models, read_prompts, resolve_model, run_eval,  # noqa: E402
                            select)
-from gen_goldens import KV_TYPE, N_CTX, N_THREADS, last_logits  # noqa: E402
-
-
-def llama_cpp_rows(path: Path, prompts: list[str]) -> tuple[np.ndarray, list[list[int]]]:
-    import llama_cpp
-    from llama_cpp import Llama
-    llm = Llama(model_path=str(path), n_ctx=N_CTX, n_batch=N_CTX, n_threads=N_THREADS,
-                n_threads_batch=N_THREADS, verbose=False, flash_attn=False, type_k=KV_TYPE, type_v=KV_TYPE)
-    n_vocab, rows, toks = llm.n_vocab(), [], []
-    for text in prompts:
-        t = llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
-        llm.reset()
-        llm.eval(t)
-        rows.append(last_logits(llama_cpp, llm, n_vocab))
-        toks.append([int(x) for x in t])
-    del llm
-    return np.stack(rows), toks
+from gen_goldens import N_THREADS, generate  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -59,7 +43,8 @@ def main(argv=None) -> int:
         print("| model | max abs diff | prompts bit-identical | per prompt |\n|---|---|---|---|")
     for m in select(models, args.only, full=args.full):
         path = resolve_model(m, by_name, {}, pull=True, log=lambda *a: None)
-        ref, toks = llama_cpp_rows(path, prompts)
+        meta, ref = generate(m.name, path, m.spec, prompts, 0)  # no greedy steps
+        toks = [p["tokens"] for p in meta["prompts"]]
         with tempfile.TemporaryDirectory(prefix="hlexact-") as td:
             td = Path(td)
             lo = td / "logits.f32"
