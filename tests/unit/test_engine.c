@@ -71,14 +71,14 @@ TEST(kv_reserve_truncate_and_errors) {
 TEST(kv_pool_smaller_than_demand_fails_cleanly) {
     hl_kv *kv;
     hl_err e = {0};
-    hl_kv_shape s = {.n_layer = 1, .n_kv_head = 1, .head_dim = 4, .n_seq = 4, .n_ctx = 64,
+    hl_kv_shape s = {.n_layer = 1, .n_kv_head = 1, .head_dim = 4, .n_seq = 4, .n_ctx = 2 * HL_KV_BLOCK,
                      .n_blocks = 3, .type = HL_F32};
     CHECK(hl_kv_new(&kv, &s, &e) == 0);
-    CHECK(hl_kv_seq_reserve(kv, 0, 64, &e) == 0); /* 2 blocks */
-    CHECK(hl_kv_seq_reserve(kv, 1, 64, &e) < 0);  /* needs 2, 1 free */
+    CHECK(hl_kv_seq_reserve(kv, 0, 2 * HL_KV_BLOCK, &e) == 0); /* 2 blocks */
+    CHECK(hl_kv_seq_reserve(kv, 1, 2 * HL_KV_BLOCK, &e) < 0);  /* needs 2, 1 free */
     CHECK_STR_CONTAINS(e.msg, "out of blocks");
     CHECK_EQ_INT(hl_kv_seq_len(kv, 1), 0);
-    CHECK(hl_kv_seq_reserve(kv, 1, 32, &e) == 0);
+    CHECK(hl_kv_seq_reserve(kv, 1, HL_KV_BLOCK, &e) == 0);
     hl_kv_free(kv);
 }
 
