@@ -33,8 +33,9 @@
 /* Positions per block. 256 gives each (layer, K|V, kv head) runs of 256
  * contiguous rows (32 KiB at head_dim 64, f16), which the attention streams
  * well: decode after 1,000-3,000 positions measured 25-40% faster than with
- * blocks of 32 (bench/RESULTS.md), with the same bits. The cost: a sequence
- * holds its positions in multiples of 256 (n_ctx is rounded up to one). */
+ * blocks of 32 (bench/RESULTS.md), with the same bits. The cost: memory
+ * is held in multiples of 256 positions per sequence (a sequence's blocks
+ * cover n_ctx rounded up to one; the positions it may use stay n_ctx). */
 #define HL_KV_BLOCK 256
 
 typedef struct hl_kv_shape {
